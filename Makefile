@@ -1,0 +1,130 @@
+# firegw — build, test and run the gateway, the simulator and their tests.
+#
+#   make          build the gateway and the simulator
+#   make demo     run the gateway against the simulated building (installs what is missing)
+#   make test     unit tests, the same under ASan+UBSan, integration tests
+#   make bench    benchmarks (not part of test)
+#
+# Variables: CROSS (toolchain prefix), CC, PREFIX, DESTDIR, BUILD, SAN=1 (sanitizers).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CROSS ?=
+ifneq ($(CROSS),)
+CC := $(CROSS)-gcc
+endif
+PKG_CONFIG ?= pkg-config
+
+SAN ?=
+ifeq ($(SAN),1)
+BUILD ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS += -D_GNU_SOURCE -Igateway
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
+MODBUS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null)
+MODBUS_LIBS := $(shell $(PKG_CONFIG) --libs libmodbus 2>/dev/null || echo -lmodbus)
+CPPFLAGS += $(MODBUS_CFLAGS)
+LDLIBS_COMMON := -lpthread -lm
+LDFLAGS += $(SANFLAGS)
+
+# Modules of gateway/ by name; each is gateway/NAME.c.
+MOD_BASE   := util log model
+MOD_PARSE  := ini profile cfg
+MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink
+GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3a -lcjson $(LDLIBS_COMMON)
+
+obj = $(patsubst %,$(BUILD)/gateway/%.o,$(1))
+
+SIM_SRCS := $(wildcard sensors/sim/*.c)
+SIM_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(SIM_SRCS))
+SIM_MODS := $(MOD_BASE) $(MOD_PARSE) codec
+
+# Unit tests: tests/unit/test_NAME.c links the modules in T_NAME.
+T_util    := util
+T_queue   := util queue
+T_codec   := util model codec
+T_plan    := util plan
+T_profile := $(MOD_BASE) ini profile
+T_cfg     := $(MOD_BASE) $(MOD_PARSE)
+T_event   := util log event
+T_engine  := $(MOD_BASE) event engine
+T_payload := $(MOD_BASE) event engine payload
+T_bus     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus
+T_LIBS_payload := -lcjson
+T_LIBS_bus := $(MODBUS_LIBS)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
+UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_NAMES))
+
+.PHONY: all deps demo test test-unit test-san test-integration bench install uninstall clean \
+	format lint check-config
+
+all: $(BUILD)/firegw $(BUILD)/firegw-sim
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/firegw: $(BUILD)/gateway/main.o $(call obj,$(MOD_GW))
+	$(CC) $(LDFLAGS) -o $@ $^ $(GW_LIBS)
+
+$(BUILD)/firegw-sim: $(SIM_OBJS) $(call obj,$(SIM_MODS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(MODBUS_LIBS) $(LDLIBS_COMMON)
+
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(T_LIBS_$*) $(LDLIBS_COMMON)
+
+# Packages a fresh Debian 12 machine needs; apt-get runs only for missing ones.
+DEB_PKGS := gcc make pkg-config libc6-dev libmodbus-dev libpaho-mqtt-dev libcjson-dev \
+	libcmocka-dev mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jsonschema
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing missing Debian packages:" $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
+	    </dev/null; \
+	fi
+
+test: deps
+	$(MAKE) --no-print-directory all unit-bins
+	$(MAKE) --no-print-directory SAN=1 all unit-bins
+	/usr/bin/python3 tests/run.py --build build --san-build build/san
+
+unit-bins: $(UNIT_BINS)
+
+test-unit: deps unit-bins
+	/usr/bin/python3 tests/run.py --build $(BUILD) --unit-only
+
+demo: deps all
+	/usr/bin/python3 tests/demo.py --build $(BUILD)
+
+check-config: all
+	$(BUILD)/firegw --check-config config/tayho-apartment.conf
+
+bench: deps all
+	@echo "No benchmarks yet."
+
+format:
+	clang-format -i gateway/*.[ch] sensors/sim/*.[ch] tests/unit/*.[ch]
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr -D_GNU_SOURCE -Igateway gateway sensors/sim
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

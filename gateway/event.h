@@ -1,0 +1,100 @@
+/*
+ * Events: what the engine produces and what the event log, the uplinks and the
+ * console consume. Also the per-gateway sequence number (durable across
+ * restarts) and event ids. Events are plain values, copied freely.
+ */
+#ifndef FIREGW_EVENT_H
+#define FIREGW_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sample.h"
+
+enum ev_kind {
+    EV_FIRE_ALARM,       /* detector or panel zone in fire alarm */
+    EV_PRE_ALARM,        /* detector or panel zone in pre-alarm */
+    EV_FAULT,            /* a fault began (detector, device, bus or gateway) */
+    EV_RESTORE,          /* detector back to normal from pre-alarm or fire alarm */
+    EV_FAULT_RESTORE,    /* a fault ended */
+    EV_DISABLED,         /* a point was disabled (panel zone disabled bit) */
+    EV_ENABLED,          /* a disablement ended */
+    EV_GATEWAY_START,    /* the gateway started */
+    EV__COUNT
+};
+
+enum ev_source { SRC_DETECTOR, SRC_DEVICE, SRC_BUS, SRC_GATEWAY };
+
+enum fault_code {
+    FAULT_NONE,
+    FAULT_NO_RESPONSE,   /* detector has not answered for no_response time */
+    FAULT_DETECTOR_BIT,  /* detector/zone reports its own fault bit */
+    FAULT_MAINTENANCE,   /* maintenance / dirty chamber bit */
+    FAULT_IMPLAUSIBLE,   /* value not a number or outside the plausible range */
+    FAULT_LIFECHECK,     /* panel LifeCheck counter stopped */
+    FAULT_DEVICE_DOWN,   /* device stopped answering on its bus */
+    FAULT_BUS_DOWN,      /* bus connection lost */
+    FAULT__COUNT
+};
+
+struct event {
+    enum ev_kind kind;
+    enum ev_source source;
+    long detector;          /* index into cfg.detectors, -1 if none */
+    long device;            /* index into cfg.devices, -1 if none */
+    long bus;               /* index into cfg.buses, -1 if none */
+    enum fault_code fault;  /* EV_FAULT / EV_FAULT_RESTORE */
+    const char *rule;       /* static name of the rule that fired, e.g. "smoke_alarm_level" */
+    bool test;              /* a test event, never a real alarm */
+    bool has_value;
+    double value;           /* the reading, in the detector type's unit */
+    bool has_level;
+    double level;           /* the threshold crossed */
+    struct ev_time t;
+    char detail[160];       /* human text, e.g. the library's error */
+    /* set by event_stamp() when the event is dispatched */
+    uint64_t seq;
+    char id[37];
+};
+
+/* A growable list of events. Zero-initialise; evlist_free when done. */
+struct evlist {
+    struct event *items;
+    size_t count;
+    size_t cap;
+};
+
+void evlist_push(struct evlist *l, const struct event *ev);
+void evlist_clear(struct evlist *l);
+void evlist_free(struct evlist *l);
+/* Stable sort: fire alarms first, then pre-alarms, faults, the rest (EN 54-21 7.4.1). */
+void evlist_sort_priority(struct evlist *l);
+/* Lower is more urgent. */
+int ev_priority(enum ev_kind k);
+
+const char *ev_kind_name(enum ev_kind k);     /* "fire_alarm", "pre_alarm", ... */
+const char *ev_source_name(enum ev_source s); /* "detector", "device", "bus", "gateway" */
+const char *fault_code_name(enum fault_code f); /* "no_response", ... */
+
+/*
+ * Durable sequence numbers: strictly increasing across restarts and power
+ * loss. Reserves blocks in a small file (write, fsync, rename), so the file is
+ * written once per block, not once per event.
+ */
+struct event_seq {
+    char *path;
+    uint64_t next;
+    uint64_t reserved_until; /* numbers below this are reserved on disk */
+};
+
+/* Open or create the sequence file at path. 0, or -1 with err. */
+int event_seq_open(struct event_seq *s, const char *path, char *err, size_t errlen);
+/* The next number; 0 and errno on failure to reserve a new block on disk. */
+uint64_t event_seq_next(struct event_seq *s);
+void event_seq_close(struct event_seq *s);
+
+/* Give ev its sequence number and a fresh random UUID v4 as id. 0 or -1. */
+int event_stamp(struct event *ev, struct event_seq *s);
+
+#endif

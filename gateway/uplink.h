@@ -1,0 +1,38 @@
+/*
+ * One MQTT uplink (a broker the gateway reports to), built on Paho MQTTAsync.
+ * Connects in the background and reconnects by itself; messages published
+ * while offline are buffered by Paho up to max_buffered. On connect it
+ * publishes a retained "online" status; its last will is the retained
+ * "offline" status.
+ */
+#ifndef FIREGW_UPLINK_H
+#define FIREGW_UPLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+struct uplink;
+
+/* Create uplink index idx of cfg (cfg must outlive it). NULL with err. */
+struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wall_ms, char *err,
+                          size_t errlen);
+/* Start connecting (non-blocking). 0, or -1 with err. */
+int uplink_start(struct uplink *u, char *err, size_t errlen);
+/*
+ * Publish payload on "<topic_prefix>/<subtopic>". Never blocks on the network;
+ * queued by Paho while offline. 0, or -1 (logged, with the Paho reason).
+ */
+int uplink_publish(struct uplink *u, const char *subtopic, const char *payload, int qos,
+                   bool retained);
+bool uplink_connected(const struct uplink *u);
+const char *uplink_id(const struct uplink *u);
+/*
+ * Publish the retained "offline" status, wait up to timeout_ms for messages
+ * in flight, disconnect and free. NULL safe.
+ */
+void uplink_free(struct uplink *u, int64_t timeout_ms);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * Small helpers shared by the daemon, the simulator and the tools:
+ * allocation that cannot return NULL, checked number parsing, clocks.
+ */
+#ifndef FIREGW_UTIL_H
+#define FIREGW_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocate or abort the process with a message; never returns NULL. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* Like asprintf, but aborts on allocation failure. Caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copy src into dst of size n, always NUL-terminated; returns strlen(src). */
+size_t strlcpy_fg(char *dst, const char *src, size_t n);
+
+/* Parse a whole string as a base-10 integer within [min, max]. 0 or -1. */
+int parse_int(const char *s, long long min, long long max, long long *out);
+/* Parse a whole string as a finite double within [min, max]. 0 or -1. */
+int parse_double(const char *s, double min, double max, double *out);
+/*
+ * Parse a duration with a mandatory unit: "250ms", "30s", "5min", "2h".
+ * Result in milliseconds, within [min_ms, max_ms]. 0 or -1.
+ */
+int parse_duration_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *out);
+/* Parse yes/no/true/false/on/off/1/0. 0 or -1. */
+int parse_bool(const char *s, bool *out);
+
+/* Monotonic clock in milliseconds (for timers). */
+int64_t mono_ms(void);
+/* Wall clock in milliseconds since the Unix epoch (for timestamps). */
+int64_t wall_ms(void);
+/* Format a wall time as "2026-11-23T05:04:03.123Z" into buf (>= 25 bytes). */
+void format_utc_ms(int64_t wall_ms, char *buf, size_t len);
+
+#endif
