@@ -26,7 +26,7 @@ endif
 
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS += -D_GNU_SOURCE -Igateway
+CPPFLAGS += -D_GNU_SOURCE -Igateway -Isensors/sim
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
 MODBUS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmodbus 2>/dev/null)
 MODBUS_LIBS := $(shell $(PKG_CONFIG) --libs libmodbus 2>/dev/null || echo -lmodbus)
@@ -46,7 +46,8 @@ SIM_SRCS := $(wildcard sensors/sim/*.c)
 SIM_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(SIM_SRCS))
 SIM_MODS := $(MOD_BASE) $(MOD_PARSE) codec
 
-# Unit tests: tests/unit/test_NAME.c links the modules in T_NAME.
+# Unit tests: tests/unit/test_NAME.c links the gateway modules in T_NAME, the other
+# objects in TX_NAME (paths without .c, e.g. sensors/sim/scenario) and libraries in T_LIBS_NAME.
 T_util    := util
 T_queue   := util queue
 T_codec   := util model codec
@@ -59,6 +60,8 @@ T_payload := $(MOD_BASE) event engine payload
 T_bus     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus
 T_LIBS_payload := -lcjson
 T_LIBS_bus := $(MODBUS_LIBS)
+T_scenario := $(MOD_BASE)
+TX_scenario := sensors/sim/scenario
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
 UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_NAMES))
@@ -79,7 +82,7 @@ $(BUILD)/firegw-sim: $(SIM_OBJS) $(call obj,$(SIM_MODS))
 	$(CC) $(LDFLAGS) -o $@ $^ $(MODBUS_LIBS) $(LDLIBS_COMMON)
 
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*))
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*)) $$(patsubst %,$(BUILD)/%.o,$$(TX_$$*))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(T_LIBS_$*) $(LDLIBS_COMMON)
 

@@ -34,6 +34,7 @@ struct heartbeat_info {
     size_t in_fault;
     size_t buses_total;
     size_t buses_up;
+    int64_t interval_ms; /* this uplink's heartbeat interval */
 };
 /* Periodic heartbeat (topic <prefix>/heartbeat). */
 char *payload_heartbeat(const struct cfg *cfg, const struct heartbeat_info *hb);

@@ -27,6 +27,12 @@ int uplink_start(struct uplink *u, char *err, size_t errlen);
  */
 int uplink_publish(struct uplink *u, const char *subtopic, const char *payload, int qos,
                    bool retained);
+/*
+ * Called from the main loop about every 100 ms: retries the first connect
+ * while the broker has never been reached (Paho's automatic reconnect only
+ * covers connections that once succeeded). Never blocks.
+ */
+void uplink_tick(struct uplink *u, int64_t now_mono_ms);
 bool uplink_connected(const struct uplink *u);
 const char *uplink_id(const struct uplink *u);
 /*

@@ -1,0 +1,514 @@
+/*
+ * firegw: the daemon's entry point and main loop. It owns the order in which
+ * modules start and stop, the signal flags, and the one place where data
+ * changes hands: bus pollers -> queue -> engine -> events -> console and
+ * uplinks. Everything that blocks (Modbus, MQTT) runs on other threads.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bus.h"
+#include "cfg.h"
+#include "engine.h"
+#include "event.h"
+#include "log.h"
+#include "payload.h"
+#include "queue.h"
+#include "uplink.h"
+#include "util.h"
+
+#define MAX_OVERRIDES 64
+#define ERRBUF 16384
+/* Longest wait for new samples before the timers are looked at again. */
+#define LOOP_WAIT_MS 100
+/* Samples taken from the queue in one batch, so one batch's events are sorted together. */
+#define BATCH_MAX 256
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
+
+struct options {
+    const char *config;
+    const char *check_config;
+    const char *overrides[MAX_OVERRIDES];
+    size_t noverrides;
+    const char *log_level;
+    const char *state_dir;
+};
+
+/* What the last published retained state of a detector was. */
+struct published {
+    bool done;
+    enum det_level level;
+    unsigned faults;
+    bool disabled;
+};
+
+struct gateway {
+    struct cfg *cfg;
+    struct engine *engine;
+    struct queue *queue;
+    struct bus_poller **pollers;
+    struct uplink **uplinks;
+    struct published *published;
+    bool *bus_up;
+    struct event_seq seq;
+    bool seq_open;
+    uint64_t last_seq;
+    int64_t started_wall;
+    int64_t started_mono;
+    int64_t *next_heartbeat; /* per uplink, monotonic */
+    struct evlist events;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: firegw --config FILE [--set SECTION[.ID].KEY=VALUE]... [options]\n"
+            "       firegw --check-config FILE [--set ...]\n"
+            "\n"
+            "Polls smoke and heat detectors and fire panel modules over Modbus, evaluates\n"
+            "alarm rules and reports alarms, faults and heartbeats over MQTT.\n"
+            "\n"
+            "  -c, --config FILE        site configuration (see docs/config.md)\n"
+            "  -n, --check-config FILE  validate FILE and its profiles, print a summary, exit\n"
+            "  -s, --set KEY=VALUE      override a config value, e.g. bus.rs485-a.baud=19200\n"
+            "  -l, --log-level LEVEL    error, warning, notice, info or debug\n"
+            "      --state-dir DIR      where durable state lives (overrides gateway.state_dir)\n"
+            "  -V, --version            print the version\n"
+            "  -h, --help               this text\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", required_argument, NULL, 'n'},
+        {"set", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"state-dir", required_argument, NULL, 'S'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "c:n:s:l:Vh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'n':
+            o->check_config = optarg;
+            break;
+        case 's':
+            if (o->noverrides == MAX_OVERRIDES) {
+                fprintf(stderr, "firegw: at most %d --set options\n", MAX_OVERRIDES);
+                return 2;
+            }
+            o->overrides[o->noverrides++] = optarg;
+            break;
+        case 'l':
+            o->log_level = optarg;
+            break;
+        case 'S':
+            o->state_dir = optarg;
+            break;
+        case 'V':
+            printf("firegw %s\n", FIREGW_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "firegw: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (!o->config && !o->check_config) {
+        fprintf(stderr, "firegw: --config FILE or --check-config FILE is required\n");
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static struct cfg *load_config(const char *path, const struct options *o)
+{
+    char *err = xcalloc(1, ERRBUF);
+    struct cfg *cfg = cfg_load_ex(path, o->overrides, o->noverrides, err, ERRBUF);
+    if (!cfg)
+        fprintf(stderr, "%s", err);
+    free(err);
+    return cfg;
+}
+
+static int check_config(const struct options *o)
+{
+    struct cfg *cfg = load_config(o->check_config, o);
+    if (!cfg) {
+        fprintf(stderr, "%s: configuration has errors\n", o->check_config);
+        return 1;
+    }
+    printf("%s: configuration OK: building \"%s\", %zu buses, %zu devices, %zu zones, "
+           "%zu detectors, %zu profiles, %zu uplinks\n",
+           o->check_config, cfg->site.id, cfg->nbuses, cfg->ndevices, cfg->nzones,
+           cfg->ndetectors, cfg->profiles.count, cfg->nuplinks);
+    cfg_free(cfg);
+    return 0;
+}
+
+/* mkdir -p for the state directory. */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        char saved = *s;
+        if (saved != '/' && saved != '\0')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0750) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create state directory %s: %s", p, strerror(errno));
+            rc = -1;
+            break;
+        }
+        *s = saved;
+        if (saved == '\0')
+            break;
+    }
+    free(p);
+    return rc;
+}
+
+static struct ev_time now_both(void)
+{
+    struct ev_time t = {mono_ms(), wall_ms()};
+    return t;
+}
+
+static const char *event_subject(const struct cfg *cfg, const struct event *ev)
+{
+    if (ev->detector >= 0)
+        return cfg->detectors[ev->detector].id;
+    if (ev->device >= 0)
+        return cfg->devices[ev->device].id;
+    if (ev->bus >= 0)
+        return cfg->buses[ev->bus].id;
+    return cfg->site.id;
+}
+
+/* One readable console line per event; fire alarms at the highest priority. */
+static void log_event(const struct cfg *cfg, const struct event *ev)
+{
+    char where[256] = "";
+    char value[96] = "";
+    enum log_level lvl = LOG_LVL_NOTICE;
+    if (ev->kind == EV_FIRE_ALARM)
+        lvl = LOG_LVL_ERR;
+    else if (ev->kind == EV_FAULT || ev->kind == EV_PRE_ALARM)
+        lvl = LOG_LVL_WARN;
+    if (ev->detector >= 0) {
+        const struct cfg_detector *d = &cfg->detectors[ev->detector];
+        snprintf(where, sizeof(where), " (%s, floor %d, zone %s, %s)", detector_type_name(d->type),
+                 d->floor, cfg->zones[d->zone].id, d->location ? d->location : "");
+        if (ev->has_value && ev->has_level)
+            snprintf(value, sizeof(value), " %.2f %s, level %.2f", ev->value,
+                     detector_unit(d->type), ev->level);
+        else if (ev->has_value)
+            snprintf(value, sizeof(value), " %.2f %s", ev->value, detector_unit(d->type));
+    }
+    log_msg(lvl, "event #%llu %s%s%s %s%s%s%s [%s]%s%s", (unsigned long long)ev->seq,
+            ev->test ? "TEST " : "", ev_kind_name(ev->kind),
+            ev->fault != FAULT_NONE ? "/" : "",
+            ev->fault != FAULT_NONE ? fault_code_name(ev->fault) : "", ev_source_name(ev->source),
+            " ", event_subject(cfg, ev), ev->rule ? ev->rule : "", where, value);
+    if (ev->detail[0])
+        log_msg(lvl, "event #%llu detail: %s", (unsigned long long)ev->seq, ev->detail);
+}
+
+static void publish_all(struct gateway *gw, const char *subtopic, const char *payload, bool retained)
+{
+    for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+        uplink_publish(gw->uplinks[i], subtopic, payload, 1, retained);
+}
+
+static void publish_detector_state(struct gateway *gw, size_t det, int64_t now_wall)
+{
+    const struct det_status *st = engine_detector(gw->engine, det);
+    struct published *p = &gw->published[det];
+    if (p->done && p->level == st->level && p->faults == st->faults &&
+        p->disabled == st->disabled)
+        return;
+    char *json = payload_detector_state(gw->cfg, det, st, now_wall);
+    char *topic = xasprintf("detector/%s/state", gw->cfg->detectors[det].id);
+    publish_all(gw, topic, json, true);
+    free(topic);
+    free(json);
+    p->done = true;
+    p->level = st->level;
+    p->faults = st->faults;
+    p->disabled = st->disabled;
+}
+
+/*
+ * Send a batch of events: most urgent first, each stamped, logged and
+ * published before any retained state, so telemetry never delays an alarm.
+ */
+static void dispatch(struct gateway *gw, bool *touched)
+{
+    struct evlist *l = &gw->events;
+    evlist_sort_priority(l);
+    for (size_t i = 0; i < l->count; i++) {
+        struct event *ev = &l->items[i];
+        if (event_stamp(ev, &gw->seq) < 0)
+            log_err("cannot reserve event sequence numbers in %s: %s; events keep flowing "
+                    "with the numbers already reserved",
+                    gw->seq.path, strerror(errno));
+        gw->last_seq = ev->seq;
+        log_event(gw->cfg, ev);
+        char *json = payload_event(gw->cfg, ev);
+        publish_all(gw, "event", json, false);
+        free(json);
+    }
+    int64_t now_wall = wall_ms();
+    for (size_t d = 0; d < gw->cfg->ndetectors; d++) {
+        if (touched[d]) {
+            publish_detector_state(gw, d, now_wall);
+            touched[d] = false;
+        }
+    }
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].detector >= 0)
+            publish_detector_state(gw, (size_t)l->items[i].detector, now_wall);
+    evlist_clear(l);
+}
+
+static void handle_msg(struct gateway *gw, struct bus_msg *m, bool *touched)
+{
+    switch (m->type) {
+    case BUS_MSG_SAMPLE:
+        engine_sample(gw->engine, &m->sample, &gw->events);
+        for (size_t i = 0; i < m->sample.nreadings; i++)
+            if (!gw->published[m->sample.readings[i].detector].done)
+                touched[m->sample.readings[i].detector] = true;
+        break;
+    case BUS_MSG_DEVICE_STATE:
+        engine_device_state(gw->engine, m->device, m->up, m->why, m->t, &gw->events);
+        break;
+    case BUS_MSG_BUS_STATE:
+        gw->bus_up[m->bus] = m->up;
+        engine_bus_state(gw->engine, m->bus, m->up, m->why, m->t, &gw->events);
+        break;
+    }
+}
+
+static void send_heartbeats(struct gateway *gw, int64_t now_mono)
+{
+    char *json = NULL;
+    for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
+        if (now_mono < gw->next_heartbeat[i])
+            continue;
+        gw->next_heartbeat[i] = now_mono + gw->cfg->uplinks[i].heartbeat_ms;
+        if (!json) {
+            struct heartbeat_info hb = {0};
+            hb.wall_ms = wall_ms();
+            hb.uptime_ms = now_mono - gw->started_mono;
+            hb.last_seq = gw->last_seq;
+            hb.detectors_total = gw->cfg->ndetectors;
+            hb.buses_total = gw->cfg->nbuses;
+            for (size_t d = 0; d < gw->cfg->ndetectors; d++) {
+                const struct det_status *st = engine_detector(gw->engine, d);
+                hb.in_fire_alarm += st->level == LEVEL_FIRE_ALARM;
+                hb.in_pre_alarm += st->level == LEVEL_PRE_ALARM;
+                hb.in_fault += st->faults != 0;
+            }
+            for (size_t b = 0; b < gw->cfg->nbuses; b++)
+                hb.buses_up += gw->bus_up[b];
+            hb.interval_ms = gw->cfg->uplinks[i].heartbeat_ms;
+            json = payload_heartbeat(gw->cfg, &hb);
+        }
+        uplink_publish(gw->uplinks[i], "heartbeat", json, 1, false);
+    }
+    free(json);
+}
+
+static int run(struct gateway *gw)
+{
+    bool *touched = xcalloc(gw->cfg->ndetectors, sizeof(bool));
+    while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            log_warn("SIGHUP: configuration reload is not supported in this version; "
+                     "restart the service to apply a new configuration");
+        }
+        struct bus_msg *m = queue_pop(gw->queue, LOOP_WAIT_MS);
+        for (int n = 0; m && n < BATCH_MAX; n++) {
+            handle_msg(gw, m, touched);
+            bus_msg_free(m);
+            m = n + 1 < BATCH_MAX ? queue_pop(gw->queue, 0) : NULL;
+        }
+        struct ev_time now = now_both();
+        engine_tick(gw->engine, now, &gw->events);
+        dispatch(gw, touched);
+        for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+            uplink_tick(gw->uplinks[i], now.mono_ms);
+        send_heartbeats(gw, now.mono_ms);
+    }
+    free(touched);
+    return 0;
+}
+
+static void gateway_free(struct gateway *gw)
+{
+    if (gw->pollers) {
+        for (size_t i = 0; i < gw->cfg->nbuses; i++)
+            bus_stop(gw->pollers[i]);
+        free(gw->pollers);
+    }
+    if (gw->uplinks) {
+        for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+            uplink_free(gw->uplinks[i], 2000);
+        free(gw->uplinks);
+    }
+    if (gw->queue)
+        queue_free(gw->queue, bus_msg_free);
+    engine_free(gw->engine);
+    if (gw->seq_open)
+        event_seq_close(&gw->seq);
+    evlist_free(&gw->events);
+    free(gw->published);
+    free(gw->bus_up);
+    free(gw->next_heartbeat);
+    cfg_free(gw->cfg);
+}
+
+static int gateway_start(struct gateway *gw, const struct options *o)
+{
+    char err[512];
+    const char *state_dir = o->state_dir ? o->state_dir : gw->cfg->gateway.state_dir;
+    if (make_dirs(state_dir, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
+    char *seq_path = xasprintf("%s/event-seq", state_dir);
+    int rc = event_seq_open(&gw->seq, seq_path, err, sizeof(err));
+    free(seq_path);
+    if (rc < 0) {
+        log_err("%s", err);
+        return -1;
+    }
+    gw->seq_open = true;
+
+    struct ev_time now = now_both();
+    gw->started_wall = now.wall_ms;
+    gw->started_mono = now.mono_ms;
+    gw->engine = engine_new(gw->cfg, now);
+    gw->published = xcalloc(gw->cfg->ndetectors, sizeof(*gw->published));
+    gw->bus_up = xcalloc(gw->cfg->nbuses, sizeof(bool));
+    gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
+
+    gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
+    for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
+        gw->uplinks[i] = uplink_new(gw->cfg, i, gw->started_wall, err, sizeof(err));
+        if (!gw->uplinks[i] || uplink_start(gw->uplinks[i], err, sizeof(err)) < 0) {
+            log_err("uplink \"%s\": %s", gw->cfg->uplinks[i].id, err);
+            return -1;
+        }
+        gw->next_heartbeat[i] = now.mono_ms;
+    }
+
+    struct event start = {.kind = EV_GATEWAY_START,
+                          .source = SRC_GATEWAY,
+                          .detector = -1,
+                          .device = -1,
+                          .bus = -1,
+                          .rule = "gateway_start",
+                          .t = now};
+    snprintf(start.detail, sizeof(start.detail), "firegw %s started: %zu buses, %zu detectors",
+             FIREGW_VERSION, gw->cfg->nbuses, gw->cfg->ndetectors);
+    evlist_push(&gw->events, &start);
+
+    gw->queue = queue_new();
+    gw->pollers = xcalloc(gw->cfg->nbuses, sizeof(*gw->pollers));
+    for (size_t i = 0; i < gw->cfg->nbuses; i++) {
+        gw->pollers[i] = bus_start(gw->cfg, i, gw->queue, err, sizeof(err));
+        if (!gw->pollers[i]) {
+            log_err("bus \"%s\": %s", gw->cfg->buses[i].id, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    int rc = parse_options(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (o.log_level) {
+        enum log_level lvl;
+        if (log_level_parse(o.log_level, &lvl) < 0) {
+            fprintf(stderr, "firegw: unknown log level \"%s\" (error, warning, notice, info, "
+                            "debug)\n",
+                    o.log_level);
+            return 2;
+        }
+        log_set_level(lvl);
+    }
+    if (o.check_config)
+        return check_config(&o);
+
+    struct gateway gw = {0};
+    gw.cfg = load_config(o.config, &o);
+    if (!gw.cfg)
+        return 1;
+    if (!o.log_level && gw.cfg->gateway.log_level) {
+        enum log_level lvl;
+        if (log_level_parse(gw.cfg->gateway.log_level, &lvl) == 0)
+            log_set_level(lvl);
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_notice("firegw %s starting: building \"%s\" (%s), %zu buses, %zu devices, %zu detectors, "
+               "%zu uplinks",
+               FIREGW_VERSION, gw.cfg->site.id, gw.cfg->site.name, gw.cfg->nbuses,
+               gw.cfg->ndevices, gw.cfg->ndetectors, gw.cfg->nuplinks);
+    if (gateway_start(&gw, &o) == 0) {
+        rc = run(&gw);
+        log_notice("firegw stopping");
+    } else {
+        rc = 1;
+    }
+    gateway_free(&gw);
+    return rc;
+}
