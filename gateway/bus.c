@@ -1,0 +1,605 @@
+/*
+ * Bus pollers. Each configured bus gets one thread and one libmodbus context;
+ * the thread owns the context, the per-device request plans and failure state,
+ * and talks to the rest of the gateway only through the queue. It owns the
+ * policy that keeps one bad device or line from hiding the others: a device
+ * that keeps failing is reported down and skipped with a growing backoff, and
+ * a lost connection is reported once and re-established forever.
+ */
+#include "bus.h"
+
+#include <errno.h>
+#include <math.h>
+#include <modbus.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "log.h"
+#include "plan.h"
+#include "util.h"
+
+struct device {
+    size_t index; /* into cfg.devices */
+    const struct cfg_device *cfg;
+    size_t *dets; /* indexes into cfg.detectors of the detectors on this device */
+    size_t ndets;
+    struct plan plan;
+    uint16_t **regs; /* one buffer per plan request */
+    int fails;       /* consecutive failed polls */
+    bool down;       /* reported down, not yet back */
+    int64_t backoff_ms;
+    int64_t skip_until;         /* monotonic; not polled before this */
+    struct log_limit rl;        /* the device's failures */
+    struct log_limit decode_rl; /* status points that do not decode */
+};
+
+enum reported { REP_NONE, REP_DOWN, REP_UP };
+
+struct bus_poller {
+    const struct cfg *cfg;
+    size_t bus;
+    const struct cfg_bus *b;
+    struct queue *q;
+    char endpoint[160];
+    modbus_t *ctx;
+    bool connected;
+    enum reported reported;
+    int64_t reconnect_ms;
+    struct log_limit rl;
+    struct device *devs;
+    size_t ndevs;
+
+    pthread_t thread;
+    pthread_mutex_t lock; /* with wake: lets bus_stop interrupt any wait at once */
+    pthread_cond_t wake;
+    atomic_bool stop;
+
+    atomic_ulong polls_ok;
+    atomic_ulong polls_failed;
+    atomic_ulong requests;
+    atomic_bool up;
+};
+
+void bus_msg_free(void *msg)
+{
+    struct bus_msg *m = msg;
+    if (!m)
+        return;
+    free(m->sample.readings);
+    free(m);
+}
+
+/* snprintf for messages that may be cut short on purpose: a truncated reason beats none. */
+static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static struct ev_time now_both(void)
+{
+    return (struct ev_time){mono_ms(), wall_ms()};
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static bool stopping(struct bus_poller *p)
+{
+    return atomic_load(&p->stop);
+}
+
+/* Wait until the monotonic deadline; false if a stop was requested meanwhile. */
+static bool sleep_until(struct bus_poller *p, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_mutex_lock(&p->lock);
+    while (!atomic_load(&p->stop) && mono_ms() < deadline_ms)
+        if (pthread_cond_timedwait(&p->wake, &p->lock, &ts) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&p->lock);
+    return !stopping(p);
+}
+
+static void post(struct bus_poller *p, enum bus_msg_type type, size_t device, bool up,
+                 const char *why)
+{
+    struct bus_msg *m = xcalloc(1, sizeof(*m));
+    m->type = type;
+    m->bus = p->bus;
+    m->device = device;
+    m->up = up;
+    m->t = now_both();
+    strlcpy_fg(m->why, why ? why : "", sizeof(m->why));
+    queue_push(p->q, m);
+}
+
+static void set_timeout(modbus_t *ctx, int64_t ms)
+{
+    modbus_set_response_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000u);
+}
+
+/*
+ * Whether errno e from a request means the line itself is gone rather than
+ * one device failing to answer. A timeout is never a link error: on RS-485 it
+ * is the normal sign of a silent device, and on TCP a gateway may time out
+ * for one unit while serving the others.
+ */
+static bool link_error(const struct cfg_bus *b, int e)
+{
+    if (b->type == BUS_TCP)
+        return e == ECONNRESET || e == EPIPE || e == EBADF || e == ENOTCONN || e == ECONNABORTED ||
+               e == ECONNREFUSED || e == ENETDOWN || e == ENETUNREACH || e == EHOSTUNREACH;
+    return e == EIO || e == ENXIO || e == EBADF || e == ENODEV;
+}
+
+static void bus_down(struct bus_poller *p, const char *why)
+{
+    int64_t now = mono_ms();
+    atomic_store(&p->up, false);
+    if (p->reported != REP_DOWN) {
+        p->reported = REP_DOWN;
+        log_limit_reset(&p->rl);
+        log_limited(&p->rl, now, LOG_LVL_WARN, "bus %s down: %s", p->b->id, why);
+        post(p, BUS_MSG_BUS_STATE, 0, false, why);
+    } else {
+        log_limited(&p->rl, now, LOG_LVL_WARN, "bus %s still down: %s", p->b->id, why);
+    }
+}
+
+static int connect_bus(struct bus_poller *p)
+{
+    char why[200];
+    set_timeout(p->ctx, p->b->timeout_ms);
+    if (modbus_connect(p->ctx) == -1) {
+        int e = errno;
+        say(why, sizeof(why), "cannot connect to %s: %s", p->endpoint, modbus_strerror(e));
+        bus_down(p, why);
+        return -1;
+    }
+    if (p->b->type == BUS_RTU && p->b->rs485 &&
+        modbus_rtu_set_serial_mode(p->ctx, MODBUS_RTU_RS485) == -1)
+        log_warn("bus %s: %s refuses RS-485 mode (%s); continuing in its current mode", p->b->id,
+                 p->endpoint, modbus_strerror(errno));
+    p->connected = true;
+    p->reconnect_ms = p->b->reconnect_min_ms;
+    atomic_store(&p->up, true);
+    if (p->reported != REP_UP) {
+        p->reported = REP_UP;
+        log_limit_reset(&p->rl);
+        log_notice("bus %s up: connected to %s", p->b->id, p->endpoint);
+        post(p, BUS_MSG_BUS_STATE, 0, true, "");
+    }
+    return 0;
+}
+
+static void disconnect(struct bus_poller *p, const char *why)
+{
+    modbus_close(p->ctx);
+    p->connected = false;
+    p->reconnect_ms = p->b->reconnect_min_ms;
+    bus_down(p, why);
+}
+
+static const char *table_name(enum reg_table t)
+{
+    return t == REG_INPUT ? "input" : "holding";
+}
+
+/*
+ * Run every request of d. 0 when all answered; -1 with why filled, and
+ * *lost set when the failure was the line rather than the device.
+ */
+static int read_device(struct bus_poller *p, struct device *d, bool *lost, char *why, size_t whylen)
+{
+    const struct cfg_device *dc = d->cfg;
+    int tries = 1 + dc->retries;
+    modbus_set_slave(p->ctx, dc->unit);
+    set_timeout(p->ctx, dc->timeout_ms);
+    for (size_t i = 0; i < d->plan.count; i++) {
+        const struct plan_request *r = &d->plan.requests[i];
+        int e = 0, t = 0;
+        bool ok = false;
+        while (!ok && t < tries) {
+            t++;
+            atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
+            int rc = r->table == REG_INPUT
+                         ? modbus_read_input_registers(p->ctx, r->address, r->count, d->regs[i])
+                         : modbus_read_registers(p->ctx, r->address, r->count, d->regs[i]);
+            if (rc == r->count) {
+                ok = true;
+                break;
+            }
+            e = rc < 0 ? errno : EMBBADDATA;
+            if (link_error(p->b, e)) {
+                *lost = true;
+                say(why, whylen, "connection to %s lost while reading unit %d: %s", p->endpoint,
+                    dc->unit, modbus_strerror(e));
+                return -1;
+            }
+            /* A late reply to this request must not be taken as the answer to the next one. */
+            modbus_flush(p->ctx);
+            if (stopping(p))
+                break;
+        }
+        if (!ok) {
+            say(why, whylen, "device %s unit %d: reading %u %s registers at %u failed (%d %s): %s",
+                dc->id, dc->unit, r->count, table_name(r->table), r->address, t,
+                t == 1 ? "try" : "tries", modbus_strerror(e));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const uint16_t *point_words(const struct device *d, const struct profile_point *pt,
+                                   uint16_t addr)
+{
+    uint16_t off;
+    int i = plan_locate(&d->plan, pt->table, addr, (uint16_t)reg_type_width(pt->type), &off);
+    return i < 0 ? NULL : d->regs[i] + off;
+}
+
+static void decode_reading(struct bus_poller *p, struct device *d, size_t k,
+                           struct device_sample *s, int64_t now)
+{
+    const struct profile *prof = d->cfg->profile;
+    const struct cfg_detector *det = &p->cfg->detectors[d->dets[k]];
+    struct reading *r = &s->readings[k];
+    r->detector = d->dets[k];
+    for (size_t j = 0; j < prof->npoints; j++) {
+        const struct profile_point *pt = &prof->points[j];
+        uint16_t addr = profile_point_address(prof, pt, det->channel);
+        const uint16_t *w = point_words(d, pt, addr);
+        char err[96] = "";
+        double v = 0;
+        int rc = w ? codec_decode(pt, w, &v, err, sizeof(err)) : -1;
+        if (!w)
+            snprintf(err, sizeof(err), "%s: register %u was not read", pt->name, addr);
+        switch (pt->role) {
+        case ROLE_VALUE:
+            r->has_value = true;
+            r->value_ok = rc == 0;
+            if (rc == 0)
+                r->value = v;
+            else
+                strlcpy_fg(r->value_err, err, sizeof(r->value_err));
+            break;
+        case ROLE_ALARM:
+        case ROLE_PREALARM:
+        case ROLE_FAULT:
+        case ROLE_MAINTENANCE:
+        case ROLE_DISABLED:
+            r->bits_present |= ROLE_BIT(pt->role);
+            if (rc == 0 && v != 0) {
+                r->bits |= ROLE_BIT(pt->role);
+            } else if (rc != 0) {
+                /* A status we cannot read must not pass for "all clear": show it as a fault. */
+                r->bits_present |= ROLE_BIT(ROLE_FAULT);
+                r->bits |= ROLE_BIT(ROLE_FAULT);
+                log_limited(&d->decode_rl, now, LOG_LVL_WARN, "device %s detector %s: status %s",
+                            d->cfg->id, det->id, err);
+            }
+            break;
+        case ROLE_LIFECHECK:
+            if (rc == 0 && fabs(v) < 9e15) {
+                s->has_lifecheck = true;
+                s->lifecheck = (uint32_t)(int64_t)llround(v);
+            }
+            break;
+        case ROLE_INFO:
+        case ROLE__COUNT:
+            break;
+        }
+    }
+}
+
+static void post_sample(struct bus_poller *p, struct device *d)
+{
+    struct bus_msg *m = xcalloc(1, sizeof(*m));
+    m->type = BUS_MSG_SAMPLE;
+    m->bus = p->bus;
+    m->device = d->index;
+    m->up = true;
+    m->t = now_both();
+    m->sample.device = d->index;
+    m->sample.t = m->t;
+    m->sample.nreadings = d->ndets;
+    m->sample.readings = xcalloc(d->ndets, sizeof(*m->sample.readings));
+    for (size_t k = 0; k < d->ndets; k++)
+        decode_reading(p, d, k, &m->sample, m->t.mono_ms);
+    queue_push(p->q, m);
+}
+
+static void device_ok(struct bus_poller *p, struct device *d)
+{
+    atomic_fetch_add_explicit(&p->polls_ok, 1, memory_order_relaxed);
+    if (d->down) {
+        log_notice("bus %s: device %s (unit %d) answers again", p->b->id, d->cfg->id, d->cfg->unit);
+        post(p, BUS_MSG_DEVICE_STATE, d->index, true, "");
+    }
+    d->down = false;
+    d->fails = 0;
+    d->backoff_ms = 0;
+    d->skip_until = 0;
+    log_limit_reset(&d->rl);
+    post_sample(p, d);
+}
+
+static void device_failed(struct bus_poller *p, struct device *d, const char *why, int64_t now)
+{
+    const struct cfg_bus *b = p->b;
+    atomic_fetch_add_explicit(&p->polls_failed, 1, memory_order_relaxed);
+    if (d->fails < d->cfg->fail_after)
+        d->fails++;
+    if (d->down) {
+        d->backoff_ms = min64(d->backoff_ms * 2, b->backoff_max_ms);
+        d->skip_until = now + d->backoff_ms;
+        log_limited(&d->rl, now, LOG_LVL_WARN, "bus %s: %s; still down, next try in %lld ms", b->id,
+                    why, (long long)d->backoff_ms);
+        return;
+    }
+    if (d->fails < d->cfg->fail_after) {
+        log_limited(&d->rl, now, LOG_LVL_INFO, "bus %s: %s (failed poll %d of %d)", b->id, why,
+                    d->fails, d->cfg->fail_after);
+        return;
+    }
+    d->down = true;
+    d->backoff_ms = b->backoff_min_ms;
+    d->skip_until = now + d->backoff_ms;
+    log_limit_reset(&d->rl);
+    log_limited(&d->rl, now, LOG_LVL_WARN,
+                "bus %s: %s; device down after %d failed polls, next try in %lld ms", b->id, why,
+                d->fails, (long long)d->backoff_ms);
+    post(p, BUS_MSG_DEVICE_STATE, d->index, false, why);
+}
+
+/* One pass over the bus's devices. */
+static void poll_cycle(struct bus_poller *p)
+{
+    for (size_t i = 0; i < p->ndevs && !stopping(p); i++) {
+        struct device *d = &p->devs[i];
+        int64_t now = mono_ms();
+        if (d->skip_until && now < d->skip_until)
+            continue;
+        char why[200] = "";
+        bool lost = false;
+        if (read_device(p, d, &lost, why, sizeof(why)) == 0) {
+            device_ok(p, d);
+        } else if (lost) {
+            disconnect(p, why);
+            return;
+        } else if (!stopping(p)) {
+            device_failed(p, d, why, mono_ms());
+        }
+    }
+}
+
+static void *run(void *arg)
+{
+    struct bus_poller *p = arg;
+    int64_t next = mono_ms();
+    while (!stopping(p)) {
+        if (!p->connected) {
+            if (connect_bus(p) < 0) {
+                int64_t wait = p->reconnect_ms;
+                p->reconnect_ms =
+                    min64(p->reconnect_ms > 0 ? p->reconnect_ms * 2 : 100, p->b->reconnect_max_ms);
+                sleep_until(p, mono_ms() + wait);
+                continue;
+            }
+            next = mono_ms();
+        }
+        if (!sleep_until(p, next))
+            break;
+        poll_cycle(p);
+        /* Drift-free: the next cycle is due one interval after this one was due;
+         * after an overrun it starts at once, and missed cycles are not made up. */
+        next += p->b->poll_interval_ms;
+        int64_t now = mono_ms();
+        if (next < now)
+            next = now;
+    }
+    if (p->connected)
+        modbus_close(p->ctx);
+    p->connected = false;
+    atomic_store(&p->up, false);
+    return NULL;
+}
+
+static void free_devices(struct bus_poller *p)
+{
+    for (size_t i = 0; i < p->ndevs; i++) {
+        struct device *d = &p->devs[i];
+        for (size_t r = 0; r < d->plan.count; r++)
+            free(d->regs[r]);
+        free(d->regs);
+        plan_free(&d->plan);
+        free(d->dets);
+    }
+    free(p->devs);
+    p->devs = NULL;
+    p->ndevs = 0;
+}
+
+/*
+ * Plan the reads of device dev: every point of its profile for each detector
+ * configured on it, per-channel points at the detector's channel. 0 or -1.
+ */
+static int plan_device(struct bus_poller *p, size_t dev, struct device *d, char *err, size_t errlen)
+{
+    const struct cfg *cfg = p->cfg;
+    const struct cfg_device *dc = &cfg->devices[dev];
+    const struct profile *prof = dc->profile;
+    d->index = dev;
+    d->cfg = dc;
+    d->dets = xcalloc(cfg->ndetectors, sizeof(*d->dets));
+    for (size_t i = 0; i < cfg->ndetectors; i++)
+        if (cfg->detectors[i].device == dev)
+            d->dets[d->ndets++] = i;
+    if (d->ndets == 0)
+        return 0;
+
+    struct plan_span *spans = xcalloc(d->ndets * prof->npoints, sizeof(*spans));
+    size_t n = 0;
+    for (size_t k = 0; k < d->ndets; k++) {
+        int channel = cfg->detectors[d->dets[k]].channel;
+        for (size_t j = 0; j < prof->npoints; j++) {
+            const struct profile_point *pt = &prof->points[j];
+            if (!pt->per_channel && k > 0)
+                continue;
+            long addr = pt->address;
+            if (pt->per_channel && channel > 1)
+                addr += (long)(channel - 1) * prof->channel_stride;
+            int width = reg_type_width(pt->type);
+            if (addr + width > 65536) {
+                snprintf(err, errlen,
+                         "device %s: point %s of profile %s for channel %d lies past "
+                         "register 65535",
+                         dc->id, pt->name, prof->name, channel);
+                free(spans);
+                return -1;
+            }
+            spans[n++] = (struct plan_span){pt->table, profile_point_address(prof, pt, channel),
+                                            (uint16_t)width};
+        }
+    }
+    int rc = plan_build(spans, n, p->b->max_gap, &d->plan);
+    free(spans);
+    if (rc < 0) {
+        snprintf(err, errlen, "device %s: cannot plan the reads of profile %s: %s", dc->id,
+                 prof->name, strerror(errno));
+        return -1;
+    }
+    d->regs = xcalloc(d->plan.count, sizeof(*d->regs));
+    for (size_t r = 0; r < d->plan.count; r++)
+        d->regs[r] = xcalloc(d->plan.requests[r].count, sizeof(uint16_t));
+    return 0;
+}
+
+static void describe_endpoint(const struct cfg_bus *b, char *buf, size_t len)
+{
+    if (b->type == BUS_TCP)
+        snprintf(buf, len, strchr(b->host, ':') ? "[%s]:%d" : "%s:%d", b->host, b->port);
+    else
+        snprintf(buf, len, "%s (%d baud, %d%c%d)", b->device, b->baud, b->data_bits, b->parity,
+                 b->stop_bits);
+}
+
+struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q, char *err,
+                             size_t errlen)
+{
+    if (bus >= cfg->nbuses) {
+        snprintf(err, errlen, "no bus %zu in the configuration (%zu buses)", bus, cfg->nbuses);
+        return NULL;
+    }
+    struct bus_poller *p = xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->bus = bus;
+    p->b = &cfg->buses[bus];
+    p->q = q;
+    p->reported = REP_NONE;
+    p->reconnect_ms = p->b->reconnect_min_ms;
+    atomic_init(&p->stop, false);
+    atomic_init(&p->up, false);
+    atomic_init(&p->polls_ok, 0);
+    atomic_init(&p->polls_failed, 0);
+    atomic_init(&p->requests, 0);
+    describe_endpoint(p->b, p->endpoint, sizeof(p->endpoint));
+
+    p->devs = xcalloc(cfg->ndevices ? cfg->ndevices : 1, sizeof(*p->devs));
+    for (size_t i = 0; i < cfg->ndevices; i++) {
+        if (cfg->devices[i].bus != bus)
+            continue;
+        struct device *d = &p->devs[p->ndevs++];
+        if (plan_device(p, i, d, err, errlen) < 0)
+            goto fail;
+        if (d->ndets == 0) {
+            log_info("bus %s: device %s has no detectors configured; not polled", p->b->id,
+                     cfg->devices[i].id);
+            free(d->dets);
+            memset(d, 0, sizeof(*d));
+            p->ndevs--;
+        }
+    }
+
+    if (p->b->type == BUS_TCP) {
+        char port[16];
+        snprintf(port, sizeof(port), "%d", p->b->port);
+        p->ctx = modbus_new_tcp_pi(p->b->host, port);
+    } else {
+        p->ctx = modbus_new_rtu(p->b->device, p->b->baud, p->b->parity, p->b->data_bits,
+                                p->b->stop_bits);
+    }
+    if (!p->ctx) {
+        snprintf(err, errlen, "cannot set up Modbus for %s: %s", p->endpoint,
+                 modbus_strerror(errno));
+        goto fail;
+    }
+
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&p->lock, NULL);
+
+    /* Signals belong to the main loop; the poller inherits a fully blocked mask. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&p->thread, NULL, run, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot start the poller thread: %s", strerror(rc));
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->lock);
+        goto fail;
+    }
+    return p;
+
+fail:
+    if (p->ctx)
+        modbus_free(p->ctx);
+    free_devices(p);
+    free(p);
+    return NULL;
+}
+
+void bus_stop(struct bus_poller *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->stop, true);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->lock);
+    modbus_free(p->ctx);
+    free_devices(p);
+    free(p);
+}
+
+void bus_get_stats(const struct bus_poller *p, struct bus_stats *out)
+{
+    out->polls_ok = atomic_load_explicit(&p->polls_ok, memory_order_relaxed);
+    out->polls_failed = atomic_load_explicit(&p->polls_failed, memory_order_relaxed);
+    out->requests = atomic_load_explicit(&p->requests, memory_order_relaxed);
+    out->connected = atomic_load_explicit(&p->up, memory_order_relaxed);
+}

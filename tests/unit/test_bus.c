@@ -1,0 +1,664 @@
+/*
+ * Unit tests for the bus poller against a real libmodbus TCP server on
+ * 127.0.0.1, run in a thread of this program: decoded samples, merged
+ * requests, a silent unit reported down and backed off while its neighbours
+ * keep their interval, a server that goes away and comes back, a refused
+ * first connection, and a prompt stop. Every wait is bounded in time.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <modbus.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bus.h"
+#include "log.h"
+#include "util.h"
+
+#define DEAD_UNIT 9
+#define MAX_LOG 4096
+
+struct req_log {
+    uint8_t unit, fc;
+    uint16_t addr, count;
+    int64_t at_ms;
+};
+
+/* A Modbus TCP server with one register map per unit id; a unit without a map gets no answer. */
+struct server {
+    int port;
+    pthread_t thread;
+    atomic_bool stop;
+    int listen_fd;
+    int client_fd;
+    modbus_t *ctx;
+    pthread_mutex_t lock; /* maps, answer and log */
+    modbus_mapping_t *maps[256];
+    bool answer[256];
+    struct req_log log[MAX_LOG];
+    size_t nlog;
+};
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void handle(struct server *s, uint8_t *req, int len)
+{
+    uint8_t unit = req[6];
+    pthread_mutex_lock(&s->lock);
+    if (s->nlog < MAX_LOG)
+        s->log[s->nlog++] = (struct req_log){unit, req[7], (uint16_t)(req[8] << 8 | req[9]),
+                                             (uint16_t)(req[10] << 8 | req[11]), mono_ms()};
+    if (s->answer[unit] && s->maps[unit])
+        modbus_reply(s->ctx, req, len, s->maps[unit]);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void *serve(void *arg)
+{
+    struct server *s = arg;
+    uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
+    while (!atomic_load(&s->stop)) {
+        struct pollfd fds[2] = {{s->listen_fd, POLLIN, 0}, {s->client_fd, POLLIN, 0}};
+        if (poll(fds, s->client_fd >= 0 ? 2 : 1, 20) <= 0)
+            continue;
+        if (fds[0].revents & POLLIN) {
+            int fd = accept(s->listen_fd, NULL, NULL);
+            if (fd >= 0) {
+                if (s->client_fd >= 0)
+                    close(s->client_fd);
+                s->client_fd = fd;
+            }
+            continue;
+        }
+        if (s->client_fd >= 0 && fds[1].revents) {
+            modbus_set_socket(s->ctx, s->client_fd);
+            int rc = modbus_receive(s->ctx, req);
+            if (rc > 0) {
+                handle(s, req, rc);
+            } else if (rc < 0) {
+                close(s->client_fd);
+                s->client_fd = -1;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void server_start(struct server *s)
+{
+    char host[] = "127.0.0.1";
+    s->ctx = modbus_new_tcp(host, s->port);
+    assert_non_null(s->ctx);
+    s->listen_fd = modbus_tcp_listen(s->ctx, 4);
+    assert_true(s->listen_fd >= 0);
+    s->client_fd = -1;
+    atomic_store(&s->stop, false);
+    assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+/* Stop serving and close every socket, as if the device's process died. */
+static void server_kill(struct server *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->thread, NULL);
+    if (s->client_fd >= 0)
+        close(s->client_fd);
+    close(s->listen_fd);
+    modbus_free(s->ctx);
+    s->ctx = NULL;
+}
+
+static void set_reg(struct server *s, int unit, bool input, int addr, uint16_t v)
+{
+    pthread_mutex_lock(&s->lock);
+    (input ? s->maps[unit]->tab_input_registers : s->maps[unit]->tab_registers)[addr] = v;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void set_answer(struct server *s, int unit, bool on)
+{
+    pthread_mutex_lock(&s->lock);
+    s->answer[unit] = on;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static size_t count_reqs(struct server *s, int unit)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nlog; i++)
+        n += s->log[i].unit == unit;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* The site under test, built by hand so this test needs no config parser. */
+struct site {
+    struct profile smoke, panel, heat;
+    struct profile_point smoke_pts[3], panel_pts[4], heat_pts[2];
+    struct cfg_bus bus;
+    struct cfg_device devices[4];
+    struct cfg_detector detectors[5];
+    struct cfg cfg;
+};
+
+static struct profile_point pt(const char *name, enum point_role role, enum reg_table table,
+                               uint16_t addr, enum reg_type type)
+{
+    struct profile_point p = {0};
+    p.name = (char *)name;
+    p.role = role;
+    p.table = table;
+    p.address = addr;
+    p.type = type;
+    p.scale = 1;
+    return p;
+}
+
+static void site_init(struct site *s, int port, bool with_dead)
+{
+    memset(s, 0, sizeof(*s));
+    /* smoke: obscuration in 0.01 %/m at input 0, status bits at input 2 */
+    s->smoke_pts[0] = pt("obscuration", ROLE_VALUE, REG_INPUT, 0, RT_UINT16);
+    s->smoke_pts[0].scale = 0.01;
+    s->smoke_pts[0].has_range = true;
+    s->smoke_pts[0].max = 20;
+    strcpy(s->smoke_pts[0].unit, "%/m");
+    s->smoke_pts[1] = pt("alarm", ROLE_ALARM, REG_INPUT, 2, RT_BIT);
+    s->smoke_pts[2] = pt("fault", ROLE_FAULT, REG_INPUT, 2, RT_BIT);
+    s->smoke_pts[2].bit = 1;
+    s->smoke = (struct profile){.name = "test-smoke",
+                                .kind = PROFILE_SMOKE,
+                                .channels = 1,
+                                .points = s->smoke_pts,
+                                .npoints = 3};
+    /* panel: 32-bit LifeCheck at holding 0, one status word per zone from holding 10 */
+    s->panel_pts[0] = pt("lifecheck", ROLE_LIFECHECK, REG_HOLDING, 0, RT_UINT32);
+    s->panel_pts[1] = pt("zone_alarm", ROLE_ALARM, REG_HOLDING, 10, RT_BIT);
+    s->panel_pts[2] = pt("zone_fault", ROLE_FAULT, REG_HOLDING, 10, RT_BIT);
+    s->panel_pts[2].bit = 1;
+    s->panel_pts[3] = pt("zone_disabled", ROLE_DISABLED, REG_HOLDING, 10, RT_BIT);
+    s->panel_pts[3].bit = 3;
+    for (int i = 1; i < 4; i++)
+        s->panel_pts[i].per_channel = true;
+    s->panel = (struct profile){.name = "test-panel",
+                                .kind = PROFILE_PANEL,
+                                .channels = 8,
+                                .channel_stride = 1,
+                                .points = s->panel_pts,
+                                .npoints = 4};
+    /* heat: float temperature, word-swapped, at input 100 */
+    s->heat_pts[0] = pt("temperature", ROLE_VALUE, REG_INPUT, 100, RT_FLOAT32);
+    s->heat_pts[0].order = WO_CDAB;
+    s->heat_pts[0].has_range = true;
+    s->heat_pts[0].min = -20;
+    s->heat_pts[0].max = 150;
+    strcpy(s->heat_pts[0].unit, "degC");
+    s->heat = (struct profile){.name = "test-heat",
+                               .kind = PROFILE_HEAT,
+                               .channels = 1,
+                               .points = s->heat_pts,
+                               .npoints = 1};
+
+    s->bus = (struct cfg_bus){.id = "tcp-test",
+                              .type = BUS_TCP,
+                              .host = "127.0.0.1",
+                              .port = port,
+                              .poll_interval_ms = 100,
+                              .timeout_ms = 100,
+                              .retries = 1,
+                              .backoff_min_ms = 600,
+                              .backoff_max_ms = 1200,
+                              .reconnect_min_ms = 50,
+                              .reconnect_max_ms = 200,
+                              .max_gap = 7};
+    const struct {
+        const char *id;
+        int unit;
+        const struct profile *prof;
+    } devs[] = {{"smoke-1", 1, &s->smoke},
+                {"panel", 100, &s->panel},
+                {"heat-3", 3, &s->heat},
+                {"silent-9", DEAD_UNIT, &s->smoke}};
+    for (size_t i = 0; i < 4; i++)
+        s->devices[i] = (struct cfg_device){.id = (char *)devs[i].id,
+                                            .unit = devs[i].unit,
+                                            .profile = devs[i].prof,
+                                            .timeout_ms = 100,
+                                            .retries = 1,
+                                            .fail_after = 2};
+    const struct {
+        const char *id;
+        size_t device;
+        int channel;
+    } dets[] = {{"S1", 0, 1}, {"Z1", 1, 1}, {"Z3", 1, 3}, {"H1", 2, 1}, {"S9", 3, 1}};
+    for (size_t i = 0; i < 5; i++)
+        s->detectors[i] = (struct cfg_detector){
+            .id = (char *)dets[i].id, .device = dets[i].device, .channel = dets[i].channel};
+    s->cfg.buses = &s->bus;
+    s->cfg.nbuses = 1;
+    s->cfg.devices = s->devices;
+    s->cfg.ndevices = with_dead ? 4 : 3;
+    s->cfg.detectors = s->detectors;
+    s->cfg.ndetectors = with_dead ? 5 : 4;
+}
+
+struct fixture {
+    struct server srv;
+    struct site site;
+    struct queue *q;
+    struct bus_poller *bus;
+};
+
+static void server_setup(struct server *s)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    s->port = free_port();
+    int units[] = {1, 100, 3, DEAD_UNIT};
+    for (size_t i = 0; i < ARRAY_LEN(units); i++) {
+        s->maps[units[i]] = modbus_mapping_new(0, 0, 200, 200);
+        assert_non_null(s->maps[units[i]]);
+        s->answer[units[i]] = units[i] != DEAD_UNIT;
+    }
+    /* smoke: 1.50 %/m, alarm bit set, fault bit clear */
+    s->maps[1]->tab_input_registers[0] = 150;
+    s->maps[1]->tab_input_registers[2] = 0x0001;
+    s->maps[DEAD_UNIT]->tab_input_registers[0] = 42;
+    /* panel: LifeCheck 0x00010002; zone 1 alarm; zone 3 fault and disabled; zone 2 unused */
+    s->maps[100]->tab_registers[0] = 0x0001;
+    s->maps[100]->tab_registers[1] = 0x0002;
+    s->maps[100]->tab_registers[10] = 0x0001;
+    s->maps[100]->tab_registers[11] = 0xFFFF;
+    s->maps[100]->tab_registers[12] = 0x000A;
+    /* heat: 21.5 degC = 0x41AC0000, low word first */
+    s->maps[3]->tab_input_registers[100] = 0x0000;
+    s->maps[3]->tab_input_registers[101] = 0x41AC;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    server_setup(&f->srv);
+    f->q = queue_new();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    bus_stop(f->bus);
+    if (f->srv.ctx)
+        server_kill(&f->srv);
+    for (size_t i = 0; i < 256; i++)
+        modbus_mapping_free(f->srv.maps[i]);
+    pthread_mutex_destroy(&f->srv.lock);
+    queue_free(f->q, bus_msg_free);
+    free(f);
+    return 0;
+}
+
+static void start_bus(struct fixture *f)
+{
+    char err[256] = "";
+    f->bus = bus_start(&f->site.cfg, 0, f->q, err, sizeof(err));
+    if (!f->bus)
+        fail_msg("bus_start: %s", err);
+}
+
+/* Wait for a message of type (and device, unless -1); others are dropped. NULL on timeout. */
+static struct bus_msg *wait_for(struct queue *q, enum bus_msg_type type, long device,
+                                int64_t timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (int64_t now = mono_ms(); now < deadline; now = mono_ms()) {
+        struct bus_msg *m = queue_pop(q, deadline - now);
+        if (!m)
+            break;
+        if (m->type == type && (device < 0 || m->device == (size_t)device))
+            return m;
+        bus_msg_free(m);
+    }
+    return NULL;
+}
+
+static const struct reading *reading_of(const struct bus_msg *m, size_t det)
+{
+    for (size_t i = 0; i < m->sample.nreadings; i++)
+        if (m->sample.readings[i].detector == det)
+            return &m->sample.readings[i];
+    fail_msg("no reading for detector %zu", det);
+    return NULL;
+}
+
+static void test_samples_decoded(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    site_init(&f->site, f->srv.port, false);
+    start_bus(f);
+
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
+    assert_non_null(m);
+    assert_true(m->up);
+    assert_int_equal(m->bus, 0);
+    bus_msg_free(m);
+
+    m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+    assert_non_null(m);
+    assert_int_equal(m->sample.device, 0);
+    assert_int_equal(m->sample.nreadings, 1);
+    assert_true(m->t.mono_ms > 0 && m->t.wall_ms > 1600000000000);
+    assert_true(m->sample.t.mono_ms == m->t.mono_ms);
+    const struct reading *r = reading_of(m, 0);
+    assert_true(r->has_value && r->value_ok);
+    assert_true(r->value > 1.499 && r->value < 1.501);
+    assert_int_equal(r->bits_present, ROLE_BIT(ROLE_ALARM) | ROLE_BIT(ROLE_FAULT));
+    assert_int_equal(r->bits, ROLE_BIT(ROLE_ALARM));
+    assert_false(m->sample.has_lifecheck);
+    bus_msg_free(m);
+
+    m = wait_for(f->q, BUS_MSG_SAMPLE, 1, 5000);
+    assert_non_null(m);
+    assert_int_equal(m->sample.nreadings, 2);
+    assert_true(m->sample.has_lifecheck);
+    assert_int_equal(m->sample.lifecheck, 0x00010002);
+    r = reading_of(m, 1);
+    assert_false(r->has_value);
+    assert_int_equal(r->bits_present,
+                     ROLE_BIT(ROLE_ALARM) | ROLE_BIT(ROLE_FAULT) | ROLE_BIT(ROLE_DISABLED));
+    assert_int_equal(r->bits, ROLE_BIT(ROLE_ALARM));
+    r = reading_of(m, 2);
+    assert_int_equal(r->bits, ROLE_BIT(ROLE_FAULT) | ROLE_BIT(ROLE_DISABLED));
+    bus_msg_free(m);
+
+    m = wait_for(f->q, BUS_MSG_SAMPLE, 2, 5000);
+    assert_non_null(m);
+    r = reading_of(m, 3);
+    assert_true(r->value_ok);
+    assert_true(r->value == 21.5);
+    bus_msg_free(m);
+
+    /* an implausible value is reported as such, never as a reading */
+    set_reg(&f->srv, 1, true, 0, 65535);
+    bool seen = false;
+    for (int i = 0; i < 50 && !seen; i++) {
+        m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+        assert_non_null(m);
+        r = reading_of(m, 0);
+        if (!r->value_ok) {
+            assert_true(r->has_value);
+            assert_string_equal(r->value_err, "obscuration 655.35 %/m outside 0..20");
+            seen = true;
+        }
+        bus_msg_free(m);
+    }
+    assert_true(seen);
+
+    /* only configured registers, in merged requests: one per device and table block */
+    pthread_mutex_lock(&f->srv.lock);
+    size_t n1 = 0, n100 = 0, n3 = 0;
+    for (size_t i = 0; i < f->srv.nlog; i++) {
+        const struct req_log *l = &f->srv.log[i];
+        if (l->unit == 1) {
+            n1++;
+            assert_int_equal(l->fc, 4);
+            assert_int_equal(l->addr, 0);
+            assert_int_equal(l->count, 3);
+        } else if (l->unit == 100) {
+            n100++;
+            assert_int_equal(l->fc, 3);
+            assert_true((l->addr == 0 && l->count == 2) || (l->addr == 10 && l->count == 3));
+        } else if (l->unit == 3) {
+            n3++;
+            assert_int_equal(l->fc, 4);
+            assert_int_equal(l->addr, 100);
+            assert_int_equal(l->count, 2);
+        } else {
+            fail_msg("request to unexpected unit %u", l->unit);
+        }
+    }
+    pthread_mutex_unlock(&f->srv.lock);
+    /* every poll: one request to each single-block device, two to the panel */
+    assert_true(n1 >= 2);
+    assert_true(n100 >= 2 * n1 - 2 && n100 <= 2 * n1 + 2);
+    assert_true(n3 + 1 >= n1 && n3 <= n1 + 1);
+
+    struct bus_stats st;
+    bus_get_stats(f->bus, &st);
+    assert_true(st.connected);
+    assert_true(st.polls_ok >= 3 * (n1 - 1));
+    assert_int_equal(st.polls_failed, 0);
+    assert_true(st.requests >= n1 + n100 + n3 - 1);
+}
+
+static void test_silent_unit_backed_off(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    site_init(&f->site, f->srv.port, true);
+    start_bus(f);
+
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_DEVICE_STATE, 3, 10000);
+    assert_non_null(m);
+    int64_t down_at = mono_ms();
+    assert_false(m->up);
+    assert_int_equal(m->device, 3);
+    assert_non_null(strstr(m->why, "unit 9"));
+    assert_non_null(strstr(m->why, "silent-9"));
+    assert_non_null(strstr(m->why, modbus_strerror(ETIMEDOUT)));
+    bus_msg_free(m);
+    /* fail_after 2 polls, each one try plus one retry */
+    assert_int_equal(count_reqs(&f->srv, DEAD_UNIT), 4);
+
+    /* during the backoff the neighbours keep their 100 ms interval */
+    int64_t last = 0, worst = 0;
+    int samples = 0;
+    while (mono_ms() - down_at < 400) {
+        m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 2000);
+        assert_non_null(m);
+        int64_t t = m->t.mono_ms;
+        if (last && t - last > worst)
+            worst = t - last;
+        last = t;
+        samples++;
+        bus_msg_free(m);
+    }
+    assert_true(samples >= 3);
+    assert_true(worst < 250);
+    assert_int_equal(count_reqs(&f->srv, DEAD_UNIT), 4);
+
+    /* the backoff expires: one more poll (2 tries), then twice the backoff */
+    struct bus_stats st;
+    int64_t deadline = mono_ms() + 5000;
+    do {
+        m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 1000);
+        bus_msg_free(m);
+        bus_get_stats(f->bus, &st);
+    } while (st.polls_failed < 4 && mono_ms() < deadline);
+    assert_int_equal(st.polls_failed, 4);
+    assert_int_equal(count_reqs(&f->srv, DEAD_UNIT), 8);
+    pthread_mutex_lock(&f->srv.lock);
+    int64_t t[8];
+    size_t k = 0;
+    for (size_t i = 0; i < f->srv.nlog && k < 8; i++)
+        if (f->srv.log[i].unit == DEAD_UNIT)
+            t[k++] = f->srv.log[i].at_ms;
+    pthread_mutex_unlock(&f->srv.lock);
+    int64_t first_gap = t[4] - t[3], second_gap = t[6] - t[5];
+    print_message("backoff gaps: %lld ms, %lld ms\n", (long long)first_gap, (long long)second_gap);
+    assert_true(first_gap >= 550 && first_gap < 2000);
+    assert_true(second_gap >= 1150 && second_gap < 3000);
+
+    /* it answers again: up, then its samples */
+    set_answer(&f->srv, DEAD_UNIT, true);
+    m = wait_for(f->q, BUS_MSG_DEVICE_STATE, 3, 5000);
+    assert_non_null(m);
+    assert_true(m->up);
+    bus_msg_free(m);
+    m = wait_for(f->q, BUS_MSG_SAMPLE, 3, 5000);
+    assert_non_null(m);
+    const struct reading *r = reading_of(m, 4);
+    assert_true(r->value_ok);
+    assert_true(r->value > 0.419 && r->value < 0.421);
+    bus_msg_free(m);
+}
+
+static void test_server_goes_away_and_returns(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    site_init(&f->site, f->srv.port, false);
+    start_bus(f);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+    assert_non_null(m);
+    bus_msg_free(m);
+
+    server_kill(&f->srv);
+    m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
+    assert_non_null(m);
+    assert_false(m->up);
+    char endpoint[64];
+    snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", f->srv.port);
+    assert_non_null(strstr(m->why, endpoint));
+    bus_msg_free(m);
+    struct bus_stats st;
+    bus_get_stats(f->bus, &st);
+    assert_false(st.connected);
+    /* reported once, although reconnecting keeps failing; no device is blamed */
+    int64_t until = mono_ms() + 500;
+    while (mono_ms() < until) {
+        m = queue_pop(f->q, until - mono_ms());
+        if (m) {
+            assert_true(m->type == BUS_MSG_SAMPLE);
+            bus_msg_free(m);
+        }
+    }
+
+    server_start(&f->srv);
+    m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
+    assert_non_null(m);
+    assert_true(m->up);
+    bus_msg_free(m);
+    m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+    assert_non_null(m);
+    assert_true(reading_of(m, 0)->value_ok);
+    bus_msg_free(m);
+    bus_get_stats(f->bus, &st);
+    assert_true(st.connected);
+    assert_int_equal(st.polls_failed, 0);
+}
+
+static void test_refused_then_stop_promptly(void **state)
+{
+    struct fixture *f = *state;
+    site_init(&f->site, f->srv.port, false); /* nobody listens there */
+    f->site.bus.reconnect_min_ms = 10000;
+    f->site.bus.reconnect_max_ms = 10000;
+    start_bus(f);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
+    assert_non_null(m);
+    assert_false(m->up);
+    assert_non_null(strstr(m->why, "cannot connect to 127.0.0.1:"));
+    assert_non_null(strstr(m->why, modbus_strerror(ECONNREFUSED)));
+    bus_msg_free(m);
+    assert_null(queue_pop(f->q, 200));
+
+    /* the poller is in its 10 s reconnect wait; stopping must not wait for it */
+    int64_t t0 = mono_ms();
+    bus_stop(f->bus);
+    f->bus = NULL;
+    assert_true(mono_ms() - t0 < 150);
+}
+
+static void test_unreadable_status_is_a_fault(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    site_init(&f->site, f->srv.port, false);
+    /* an alarm flag held in a whole register that may only be 0 or 1 */
+    f->site.heat_pts[1] = pt("alarm_flag", ROLE_ALARM, REG_INPUT, 102, RT_UINT16);
+    f->site.heat_pts[1].has_range = true;
+    f->site.heat_pts[1].max = 1;
+    f->site.heat.npoints = 2;
+    set_reg(&f->srv, 3, true, 102, 1);
+    start_bus(f);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 2, 5000);
+    assert_non_null(m);
+    const struct reading *r = reading_of(m, 3);
+    assert_int_equal(r->bits_present, ROLE_BIT(ROLE_ALARM));
+    assert_int_equal(r->bits, ROLE_BIT(ROLE_ALARM));
+    bus_msg_free(m);
+
+    set_reg(&f->srv, 3, true, 102, 7);
+    bool seen = false;
+    for (int i = 0; i < 50 && !seen; i++) {
+        m = wait_for(f->q, BUS_MSG_SAMPLE, 2, 5000);
+        assert_non_null(m);
+        r = reading_of(m, 3);
+        if (!(r->bits & ROLE_BIT(ROLE_ALARM))) {
+            assert_int_equal(r->bits_present, ROLE_BIT(ROLE_ALARM) | ROLE_BIT(ROLE_FAULT));
+            assert_int_equal(r->bits, ROLE_BIT(ROLE_FAULT));
+            assert_true(r->value_ok); /* the temperature itself is still good */
+            seen = true;
+        }
+        bus_msg_free(m);
+    }
+    assert_true(seen);
+}
+
+static void test_start_errors(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    site_init(&f->site, f->srv.port, false);
+    assert_null(bus_start(&f->site.cfg, 1, f->q, err, sizeof(err)));
+    assert_non_null(strstr(err, "no bus 1"));
+    /* a zone whose register would lie past 65535 is refused with the point named */
+    f->site.panel_pts[1].address = 65530;
+    f->site.detectors[2].channel = 8;
+    err[0] = '\0';
+    assert_null(bus_start(&f->site.cfg, 0, f->q, err, sizeof(err)));
+    assert_non_null(strstr(err, "zone_alarm"));
+    assert_non_null(strstr(err, "panel"));
+    bus_stop(NULL);
+    bus_msg_free(NULL);
+}
+
+int main(void)
+{
+    log_set_level(LOG_LVL_NOTICE);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_samples_decoded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_unit_backed_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_goes_away_and_returns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_then_stop_promptly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_status_is_a_fault, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,151 @@
+/*
+ * Unit tests for gateway/util.c: checked number, duration and boolean parsing
+ * at their exact boundaries, and timestamp formatting.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static void test_parse_int_bounds(void **state)
+{
+    (void)state;
+    long long v = 0;
+    assert_int_equal(parse_int("247", 1, 247, &v), 0);
+    assert_int_equal(v, 247);
+    assert_int_equal(parse_int("1", 1, 247, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(parse_int("248", 1, 247, &v), -1);
+    assert_int_equal(parse_int("0", 1, 247, &v), -1);
+    assert_int_equal(parse_int("-3", -5, 5, &v), 0);
+    assert_int_equal(v, -3);
+}
+
+static void test_parse_int_rejects_garbage(void **state)
+{
+    (void)state;
+    long long v = 42;
+    const char *bad[] = {"", "12a", "a12", "1.5", " ", "0x10", "99999999999999999999999"};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+        assert_int_equal(parse_int(bad[i], -1000, 1000, &v), -1);
+    assert_int_equal(parse_int(NULL, 0, 1, &v), -1);
+    assert_int_equal(v, 42);
+}
+
+static void test_parse_double(void **state)
+{
+    (void)state;
+    double d = 0;
+    assert_int_equal(parse_double("2.0", 0, 20, &d), 0);
+    assert_true(d == 2.0);
+    assert_int_equal(parse_double("-0.5", -1, 1, &d), 0);
+    assert_true(d == -0.5);
+    assert_int_equal(parse_double("20.0001", 0, 20, &d), -1);
+    assert_int_equal(parse_double("nan", -1e9, 1e9, &d), -1);
+    assert_int_equal(parse_double("inf", -1e300, 1e300, &d), -1);
+    assert_int_equal(parse_double("1e999", -1e300, 1e300, &d), -1);
+    assert_int_equal(parse_double("3,5", 0, 10, &d), -1);
+}
+
+static void test_parse_duration(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_int_equal(parse_duration_ms("250ms", 0, 1000000, &ms), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(parse_duration_ms("30s", 0, 1000000, &ms), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(parse_duration_ms("1.5s", 0, 1000000, &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(parse_duration_ms("5min", 0, 1000000, &ms), 0);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(parse_duration_ms("2h", 0, 10000000, &ms), 0);
+    assert_int_equal(ms, 7200000);
+    /* exact limits are accepted, one past is not */
+    assert_int_equal(parse_duration_ms("100s", 1000, 100000, &ms), 0);
+    assert_int_equal(parse_duration_ms("100.001s", 1000, 100000, &ms), -1);
+    assert_int_equal(parse_duration_ms("999ms", 1000, 100000, &ms), -1);
+    /* a unit is mandatory, and must be one we know */
+    assert_int_equal(parse_duration_ms("30", 0, 1000000, &ms), -1);
+    assert_int_equal(parse_duration_ms("30 s", 0, 1000000, &ms), -1);
+    assert_int_equal(parse_duration_ms("30sec", 0, 1000000, &ms), -1);
+    assert_int_equal(parse_duration_ms("-1s", -10000, 1000000, &ms), -1);
+    assert_int_equal(parse_duration_ms("s", 0, 1000000, &ms), -1);
+}
+
+static void test_parse_bool(void **state)
+{
+    (void)state;
+    bool b = false;
+    assert_int_equal(parse_bool("yes", &b), 0);
+    assert_true(b);
+    assert_int_equal(parse_bool("OFF", &b), 0);
+    assert_false(b);
+    assert_int_equal(parse_bool("1", &b), 0);
+    assert_true(b);
+    assert_int_equal(parse_bool("maybe", &b), -1);
+    assert_int_equal(parse_bool("", &b), -1);
+}
+
+static void test_format_utc_ms(void **state)
+{
+    (void)state;
+    char buf[32];
+    format_utc_ms(0, buf, sizeof(buf));
+    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+    /* 2026-11-23T05:04:03.007Z */
+    format_utc_ms(1795410243007LL, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-23T05:04:03.007Z");
+    format_utc_ms(-1, buf, sizeof(buf));
+    assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+}
+
+static void test_clocks_move_forward(void **state)
+{
+    (void)state;
+    int64_t a = mono_ms();
+    int64_t b = mono_ms();
+    assert_true(b >= a);
+    /* after 2020-01-01 */
+    assert_true(wall_ms() > 1577836800000LL);
+}
+
+static void test_strlcpy_truncates_and_terminates(void **state)
+{
+    (void)state;
+    char buf[4];
+    assert_int_equal(strlcpy_fg(buf, "abcdef", sizeof(buf)), 6);
+    assert_string_equal(buf, "abc");
+    assert_int_equal(strlcpy_fg(buf, "ab", sizeof(buf)), 2);
+    assert_string_equal(buf, "ab");
+}
+
+static void test_xasprintf(void **state)
+{
+    (void)state;
+    char *s = xasprintf("%s/%d", "detector", 7);
+    assert_string_equal(s, "detector/7");
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_int_bounds),
+        cmocka_unit_test(test_parse_int_rejects_garbage),
+        cmocka_unit_test(test_parse_double),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_parse_bool),
+        cmocka_unit_test(test_format_utc_ms),
+        cmocka_unit_test(test_clocks_move_forward),
+        cmocka_unit_test(test_strlcpy_truncates_and_terminates),
+        cmocka_unit_test(test_xasprintf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
