@@ -165,6 +165,8 @@ struct cfg *cfg_load_string(const char *text, const char *name, char *err, size_
 struct cfg *cfg_load_ex(const char *path, const char *const *overrides, size_t noverrides, char *err,
                         size_t errlen);
 void cfg_free(struct cfg *cfg);
+/* Reference table of every config key (Markdown, as in docs/config.md); caller frees. */
+char *cfg_reference_markdown(void);
 
 /* Lookups by id; -1 if absent. */
 long cfg_find_bus(const struct cfg *cfg, const char *id);
