@@ -35,7 +35,7 @@ struct cfg_site {
 
 struct cfg_gateway {
     char *state_dir;          /* default /var/lib/firegw */
-    char **profile_dirs;      /* searched in order; default sensors/profiles next to the config */
+    char **profile_dirs;      /* searched in order; default <config dir>/profiles, /etc/firegw/profiles, /usr/share/firegw/profiles */
     size_t nprofile_dirs;
     char *log_level;          /* "info" by default */
     int64_t heartbeat_ms;     /* default 60 s */

@@ -68,6 +68,7 @@ struct gateway {
     struct bus_poller **pollers;
     struct uplink **uplinks;
     struct published *published;
+    bool *answered; /* per detector: has answered at least once */
     bool *bus_up;
     struct event_seq seq;
     bool seq_open;
@@ -257,6 +258,9 @@ static void publish_detector_state(struct gateway *gw, size_t det, int64_t now_w
 {
     const struct det_status *st = engine_detector(gw->engine, det);
     struct published *p = &gw->published[det];
+    /* Before its first answer a detector's state is unknown, not "normal". */
+    if (!gw->answered[det] && st->faults == 0)
+        return;
     if (p->done && p->level == st->level && p->faults == st->faults &&
         p->disabled == st->disabled)
         return;
@@ -275,7 +279,7 @@ static void publish_detector_state(struct gateway *gw, size_t det, int64_t now_w
  * Send a batch of events: most urgent first, each stamped, logged and
  * published before any retained state, so telemetry never delays an alarm.
  */
-static void dispatch(struct gateway *gw, bool *touched)
+static void dispatch(struct gateway *gw)
 {
     struct evlist *l = &gw->events;
     evlist_sort_priority(l);
@@ -291,27 +295,24 @@ static void dispatch(struct gateway *gw, bool *touched)
         publish_all(gw, "event", json, false);
         free(json);
     }
-    int64_t now_wall = wall_ms();
-    for (size_t d = 0; d < gw->cfg->ndetectors; d++) {
-        if (touched[d]) {
-            publish_detector_state(gw, d, now_wall);
-            touched[d] = false;
-        }
-    }
-    for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].detector >= 0)
-            publish_detector_state(gw, (size_t)l->items[i].detector, now_wall);
     evlist_clear(l);
+    /*
+     * Retained states follow the engine, whatever caused the change (a device
+     * event changes all its zones): compare every detector with what was last
+     * published. A few thousand comparisons per batch cost microseconds.
+     */
+    int64_t now_wall = wall_ms();
+    for (size_t d = 0; d < gw->cfg->ndetectors; d++)
+        publish_detector_state(gw, d, now_wall);
 }
 
-static void handle_msg(struct gateway *gw, struct bus_msg *m, bool *touched)
+static void handle_msg(struct gateway *gw, struct bus_msg *m)
 {
     switch (m->type) {
     case BUS_MSG_SAMPLE:
         engine_sample(gw->engine, &m->sample, &gw->events);
         for (size_t i = 0; i < m->sample.nreadings; i++)
-            if (!gw->published[m->sample.readings[i].detector].done)
-                touched[m->sample.readings[i].detector] = true;
+            gw->answered[m->sample.readings[i].detector] = true;
         break;
     case BUS_MSG_DEVICE_STATE:
         engine_device_state(gw->engine, m->device, m->up, m->why, m->t, &gw->events);
@@ -355,7 +356,6 @@ static void send_heartbeats(struct gateway *gw, int64_t now_mono)
 
 static int run(struct gateway *gw)
 {
-    bool *touched = xcalloc(gw->cfg->ndetectors, sizeof(bool));
     while (!stop_requested) {
         if (reload_requested) {
             reload_requested = 0;
@@ -364,18 +364,17 @@ static int run(struct gateway *gw)
         }
         struct bus_msg *m = queue_pop(gw->queue, LOOP_WAIT_MS);
         for (int n = 0; m && n < BATCH_MAX; n++) {
-            handle_msg(gw, m, touched);
+            handle_msg(gw, m);
             bus_msg_free(m);
             m = n + 1 < BATCH_MAX ? queue_pop(gw->queue, 0) : NULL;
         }
         struct ev_time now = now_both();
         engine_tick(gw->engine, now, &gw->events);
-        dispatch(gw, touched);
+        dispatch(gw);
         for (size_t i = 0; i < gw->cfg->nuplinks; i++)
             uplink_tick(gw->uplinks[i], now.mono_ms);
         send_heartbeats(gw, now.mono_ms);
     }
-    free(touched);
     return 0;
 }
 
@@ -398,6 +397,7 @@ static void gateway_free(struct gateway *gw)
         event_seq_close(&gw->seq);
     evlist_free(&gw->events);
     free(gw->published);
+    free(gw->answered);
     free(gw->bus_up);
     free(gw->next_heartbeat);
     cfg_free(gw->cfg);
@@ -425,6 +425,7 @@ static int gateway_start(struct gateway *gw, const struct options *o)
     gw->started_mono = now.mono_ms;
     gw->engine = engine_new(gw->cfg, now);
     gw->published = xcalloc(gw->cfg->ndetectors, sizeof(*gw->published));
+    gw->answered = xcalloc(gw->cfg->ndetectors, sizeof(bool));
     gw->bus_up = xcalloc(gw->cfg->nbuses, sizeof(bool));
     gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
 
