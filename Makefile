@@ -47,21 +47,24 @@ SIM_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(SIM_SRCS))
 SIM_MODS := $(MOD_BASE) $(MOD_PARSE) codec
 
 # Unit tests: tests/unit/test_NAME.c links the gateway modules in T_NAME, the other
-# objects in TX_NAME (paths without .c, e.g. sensors/sim/scenario) and libraries in T_LIBS_NAME.
+# object files in TX_NAME (e.g. $(BUILD)/sensors/sim/scenario.o) and libraries in T_LIBS_NAME.
 T_util    := util
 T_queue   := util queue
 T_codec   := util model codec
 T_plan    := util plan
 T_profile := $(MOD_BASE) ini profile
 T_cfg     := $(MOD_BASE) $(MOD_PARSE)
+T_ini     := util log ini
 T_event   := util log event
 T_engine  := $(MOD_BASE) event engine
 T_payload := $(MOD_BASE) event engine payload
 T_bus     := $(MOD_BASE) codec plan queue bus
 T_LIBS_payload := -lcjson
+T_uplink  := $(MOD_BASE) event engine payload uplink
+T_LIBS_uplink := -lpaho-mqtt3a -lcjson
 T_LIBS_bus := $(MODBUS_LIBS)
 T_scenario := $(MOD_BASE)
-TX_scenario := sensors/sim/scenario
+TX_scenario = $(BUILD)/sensors/sim/scenario.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
 UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_NAMES))
@@ -82,7 +85,7 @@ $(BUILD)/firegw-sim: $(SIM_OBJS) $(call obj,$(SIM_MODS))
 	$(CC) $(LDFLAGS) -o $@ $^ $(MODBUS_LIBS) $(LDLIBS_COMMON)
 
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*)) $$(patsubst %,$(BUILD)/%.o,$$(TX_$$*))
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*)) $$(TX_$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(T_LIBS_$*) $(LDLIBS_COMMON)
 
