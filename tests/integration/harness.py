@@ -73,7 +73,8 @@ class Process:
         return self.proc.poll() is None
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -159,6 +160,13 @@ class Simulator:
         if reply.startswith("error"):
             raise AssertionError(f"simulator rejected {line!r}: {reply}")
         return reply
+
+    def status(self):
+        return json.loads(self.cmd("status"))
+
+    def unit_requests(self, bus, unit):
+        """How many requests the simulator has received for a unit id on a bus."""
+        return self.status()["buses"][bus]["units"].get(str(unit), 0)
 
     def stop(self):
         if self.proc:

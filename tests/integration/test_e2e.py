@@ -62,8 +62,12 @@ class CheckConfig(GatewayTestCase):
 class EndToEnd(GatewayTestCase):
     def test_online_status_heartbeat_and_initial_states(self):
         broker, sim, gw, w = self.start_all()
-        status = w.wait_for(lambda m: m["topic"] == f"{PREFIX}/status" and m["json"] and
-                            m["json"]["state"] == "online", REPORT_S, "online status")
+        w.wait_for(lambda m: m["topic"] == f"{PREFIX}/status" and m["json"] and
+                   m["json"]["state"] == "online", REPORT_S, "online status")
+        # A subscriber that arrives later gets the status as a retained message.
+        late = self.watch(broker.port, f"{PREFIX}/status")
+        status = late.wait_for(lambda m: m["json"] and m["json"]["state"] == "online",
+                               REPORT_S, "retained online status")
         self.assertTrue(status["retain"])
         self.assertEqual(status["json"]["building"]["id"], "it-building")
         hb = w.wait_for(lambda m: m["topic"] == f"{PREFIX}/heartbeat", REPORT_S, "heartbeat")
