@@ -7,6 +7,7 @@ them, then prints every alert as it arrives over MQTT. Ctrl-C stops everything i
 started. Without a terminal (or with --duration) it stops by itself.
 """
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -38,12 +39,21 @@ def paint(text, kind, tty):
     return f"\033[{COLOURS[kind]}m{text}\033[0m"
 
 
+def local_time(ts):
+    """The event's UTC time as Hanoi local time (UTC+7, no daylight saving)."""
+    try:
+        t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return ts
+    return (t + datetime.timedelta(hours=7)).strftime("%H:%M:%S.%f")[:12]
+
+
 def describe(ev):
     kind = ev.get("kind", "?")
     title = TITLES.get(kind, kind.upper())
     if ev.get("test"):
         title = "TEST " + title
-    ts = ev.get("ts", "")[11:23]
+    ts = local_time(ev.get("ts", ""))
     who = ""
     det = ev.get("detector")
     if det:
@@ -106,6 +116,7 @@ def main():
         print(f"firegw demo: Mosquitto on 127.0.0.1:{broker.port}, simulator and gateway "
               f"running the example building ({os.path.relpath(CONFIG, ROOT)}).")
         print(f"Scenario: {os.path.relpath(SCENARIO, ROOT)}. Logs in {workdir}.")
+        print("Times are Hanoi local time (UTC+7).")
         print(f"Watch raw MQTT yourself: mosquitto_sub -h 127.0.0.1 -p {broker.port} "
               f"-t 'firegw/#' -v")
         print("Press Ctrl-C to stop.\n" if duration is None else

@@ -91,10 +91,13 @@ class Process:
         return self.proc.returncode
 
     def kill9(self):
+        self.killed = True
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
         self.log.close()
+
+    killed = False
 
 
 class Broker:
@@ -194,6 +197,15 @@ class Gateway:
         rc = self.proc.stop() if self.proc else None
         return rc
 
+    def stopped_badly(self):
+        """A message if the gateway crashed or failed its sanitizer checks, else None."""
+        if not self.proc or self.proc.killed:
+            return None
+        rc = self.proc.stop()
+        if rc == 0:
+            return None
+        return f"firegw exited with {rc}:\n" + "\n".join(self.proc.output().splitlines()[-40:])
+
     def kill9(self):
         if self.proc:
             self.proc.kill9()
@@ -289,11 +301,17 @@ class GatewayTestCase(unittest.TestCase):
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="firegw-it-")
         self._cleanup = []
+        self._gateways = []
+        result = getattr(self._outcome, "result", None)
+        self._problems_before = len(result.failures) + len(result.errors) if result else 0
 
     def tearDown(self):
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) or \
-            (hasattr(self._outcome, "result") and self._outcome.result and
-             not self._outcome.result.wasSuccessful())
+        result = getattr(self._outcome, "result", None)
+        failed = result is not None and \
+            len(result.failures) + len(result.errors) > self._problems_before
+        # Gateways first, while broker and simulator still run: every gateway must stop
+        # cleanly (exit 0, no sanitizer report) unless the test killed it on purpose.
+        bad = [m for m in (gw.stopped_badly() for gw in self._gateways) if m]
         for fn in reversed(self._cleanup):
             try:
                 fn()
@@ -307,6 +325,8 @@ class GatewayTestCase(unittest.TestCase):
                     print(f"\n----- {name} (last 60 lines) -----")
                     print("\n".join(text.splitlines()[-60:]))
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if bad:
+            raise AssertionError("\n".join(bad))
 
     def start_broker(self, port=None):
         b = Broker(self.workdir, port).start()
@@ -325,7 +345,7 @@ class GatewayTestCase(unittest.TestCase):
 
     def start_gateway(self, sets, config=None, state_dir=None):
         gw = Gateway(self.workdir, config or self.SITE, sets, state_dir).start()
-        self._cleanup.append(gw.stop)
+        self._gateways.append(gw)
         return gw
 
     def watch(self, port, topic="#"):
