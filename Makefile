@@ -111,17 +111,20 @@ test: deps
 
 unit-bins: $(UNIT_BINS)
 
-test-unit: deps unit-bins
+test-unit: deps
+	$(MAKE) --no-print-directory unit-bins
 	/usr/bin/python3 tests/run.py --build $(BUILD) --unit-only
 
-demo: deps all
+# Sub-makes, so that flags from pkg-config are read after deps installed it.
+demo: deps
+	$(MAKE) --no-print-directory all
 	/usr/bin/python3 tests/demo.py --build $(BUILD)
 
 check-config: all
 	$(BUILD)/firegw --check-config config/tayho-apartment.conf
 
-bench: deps all
-	@echo "No benchmarks yet."
+bench: deps
+	@echo "No benchmarks yet: they come with the performance work (make bench will print tables)."
 
 format:
 	clang-format -i gateway/*.[ch] sensors/sim/*.[ch] tests/unit/*.[ch]
