@@ -51,7 +51,8 @@ struct bus_poller {
     modbus_t *ctx;
     bool connected;
     enum reported reported;
-    int64_t reconnect_ms;
+    int64_t reconnect_ms; /* next reconnect delay; reset only by a healthy poll cycle */
+    int64_t reconnect_at; /* monotonic; no connect attempt before this */
     struct log_limit rl;
     struct device *devs;
     size_t ndevs;
@@ -176,6 +177,17 @@ static int connect_bus(struct bus_poller *p)
         log_warn("bus %s: %s refuses RS-485 mode (%s); continuing in its current mode", p->b->id,
                  p->endpoint, modbus_strerror(errno));
     p->connected = true;
+    log_debug("bus %s: connected to %s", p->b->id, p->endpoint);
+    return 0;
+}
+
+/*
+ * The bus is reported up only after a whole poll cycle without losing the
+ * line: a peer that accepts connections and drops them at once (a broken
+ * converter) must not flap the bus state, flood the log or reset the backoff.
+ */
+static void bus_healthy(struct bus_poller *p)
+{
     p->reconnect_ms = p->b->reconnect_min_ms;
     atomic_store(&p->up, true);
     if (p->reported != REP_UP) {
@@ -184,15 +196,23 @@ static int connect_bus(struct bus_poller *p)
         log_notice("bus %s up: connected to %s", p->b->id, p->endpoint);
         post(p, BUS_MSG_BUS_STATE, 0, true, "");
     }
-    return 0;
+}
+
+/* Wait reconnect_ms before the next attempt, doubling it up to reconnect_max. */
+static void schedule_reconnect(struct bus_poller *p)
+{
+    int64_t wait = p->reconnect_ms > 0 ? p->reconnect_ms : p->b->reconnect_min_ms;
+    p->reconnect_at = mono_ms() + wait;
+    p->reconnect_ms = min64(wait * 2, p->b->reconnect_max_ms);
 }
 
 static void disconnect(struct bus_poller *p, const char *why)
 {
     modbus_close(p->ctx);
     p->connected = false;
-    p->reconnect_ms = p->b->reconnect_min_ms;
+    atomic_store(&p->up, false);
     bus_down(p, why);
+    schedule_reconnect(p);
 }
 
 static const char *table_name(enum reg_table t)
@@ -395,11 +415,10 @@ static void *run(void *arg)
     int64_t next = mono_ms();
     while (!stopping(p)) {
         if (!p->connected) {
+            if (!sleep_until(p, p->reconnect_at))
+                break;
             if (connect_bus(p) < 0) {
-                int64_t wait = p->reconnect_ms;
-                p->reconnect_ms =
-                    min64(p->reconnect_ms > 0 ? p->reconnect_ms * 2 : 100, p->b->reconnect_max_ms);
-                sleep_until(p, mono_ms() + wait);
+                schedule_reconnect(p);
                 continue;
             }
             next = mono_ms();
@@ -407,6 +426,8 @@ static void *run(void *arg)
         if (!sleep_until(p, next))
             break;
         poll_cycle(p);
+        if (p->connected)
+            bus_healthy(p);
         /* Drift-free: the next cycle is due one interval after this one was due;
          * after an overrun it starts at once, and missed cycles are not made up. */
         next += p->b->poll_interval_ms;

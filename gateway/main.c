@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "cfg.h"
@@ -53,7 +56,7 @@ struct options {
     const char *state_dir;
 };
 
-/* What the last published retained state of a detector was. */
+/* What the last published retained state of a detector on one uplink was. */
 struct published {
     bool done;
     enum det_level level;
@@ -67,9 +70,11 @@ struct gateway {
     struct queue *queue;
     struct bus_poller **pollers;
     struct uplink **uplinks;
-    struct published *published;
+    struct published *published; /* nuplinks x ndetectors */
     bool *answered; /* per detector: has answered at least once */
+    unsigned *seen_connects; /* per uplink: uplink_connections when states were last sent */
     bool *bus_up;
+    int lock_fd; /* held for the life of the process */
     struct event_seq seq;
     bool seq_open;
     uint64_t last_seq;
@@ -202,6 +207,41 @@ static int make_dirs(const char *path, char *err, size_t errlen)
     return rc;
 }
 
+/*
+ * One daemon per state directory: a second one would poll the same RS-485
+ * line and hand out the same sequence numbers. The lock lives as long as the
+ * process (the descriptor is never closed), and the kernel drops it on exit.
+ */
+static int lock_state_dir(const char *dir, char *err, size_t errlen)
+{
+    char *path = xasprintf("%s/firegw.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = read(fd, pid, sizeof(pid) - 1);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        snprintf(err, errlen,
+                 "another firegw (pid %s) is already running with state directory %s; "
+                 "stop it first",
+                 *pid ? pid : "unknown", dir);
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)len) != len)
+        log_warn("cannot write the pid into %s: %s", path, strerror(errno));
+    free(path);
+    return fd;
+}
+
 static struct ev_time now_both(void)
 {
     struct ev_time t = {mono_ms(), wall_ms()};
@@ -231,33 +271,30 @@ static void log_event(const struct cfg *cfg, const struct event *ev)
         lvl = LOG_LVL_WARN;
     if (ev->detector >= 0) {
         const struct cfg_detector *d = &cfg->detectors[ev->detector];
-        snprintf(where, sizeof(where), " (%s, floor %d, zone %s, %s)", detector_type_name(d->type),
-                 d->floor, cfg->zones[d->zone].id, d->location ? d->location : "");
+        snprintf(where, sizeof(where), " (%s, floor %d, zone %s%s%s)",
+                 detector_type_name(d->type), d->floor, cfg->zones[d->zone].id,
+                 d->location && *d->location ? ", " : "", d->location ? d->location : "");
         if (ev->has_value && ev->has_level)
             snprintf(value, sizeof(value), " %.2f %s, level %.2f", ev->value,
                      detector_unit(d->type), ev->level);
         else if (ev->has_value)
             snprintf(value, sizeof(value), " %.2f %s", ev->value, detector_unit(d->type));
     }
-    log_msg(lvl, "event #%llu %s%s%s %s%s%s%s [%s]%s%s", (unsigned long long)ev->seq,
-            ev->test ? "TEST " : "", ev_kind_name(ev->kind),
-            ev->fault != FAULT_NONE ? "/" : "",
-            ev->fault != FAULT_NONE ? fault_code_name(ev->fault) : "", ev_source_name(ev->source),
-            " ", event_subject(cfg, ev), ev->rule ? ev->rule : "", where, value);
+    char kind[64];
+    snprintf(kind, sizeof(kind), "%s%s%s", ev_kind_name(ev->kind),
+             ev->fault != FAULT_NONE ? "/" : "",
+             ev->fault != FAULT_NONE ? fault_code_name(ev->fault) : "");
+    log_msg(lvl, "event #%llu %s%s %s %s [%s]%s%s", (unsigned long long)ev->seq,
+            ev->test ? "TEST " : "", kind, ev_source_name(ev->source), event_subject(cfg, ev),
+            ev->rule ? ev->rule : "", where, value);
     if (ev->detail[0])
         log_msg(lvl, "event #%llu detail: %s", (unsigned long long)ev->seq, ev->detail);
 }
 
-static void publish_all(struct gateway *gw, const char *subtopic, const char *payload, bool retained)
-{
-    for (size_t i = 0; i < gw->cfg->nuplinks; i++)
-        uplink_publish(gw->uplinks[i], subtopic, payload, 1, retained);
-}
-
-static void publish_detector_state(struct gateway *gw, size_t det, int64_t now_wall)
+static void publish_detector_state(struct gateway *gw, size_t up, size_t det, int64_t now_wall)
 {
     const struct det_status *st = engine_detector(gw->engine, det);
-    struct published *p = &gw->published[det];
+    struct published *p = &gw->published[up * gw->cfg->ndetectors + det];
     /* Before its first answer a detector's state is unknown, not "normal". */
     if (!gw->answered[det] && st->faults == 0)
         return;
@@ -266,13 +303,33 @@ static void publish_detector_state(struct gateway *gw, size_t det, int64_t now_w
         return;
     char *json = payload_detector_state(gw->cfg, det, st, now_wall);
     char *topic = xasprintf("detector/%s/state", gw->cfg->detectors[det].id);
-    publish_all(gw, topic, json, true);
+    /* Only sent while connected; a (re)connect sends every state again. */
+    if (uplink_publish_live(gw->uplinks[up], topic, json, 1, true) == 0) {
+        p->done = true;
+        p->level = st->level;
+        p->faults = st->faults;
+        p->disabled = st->disabled;
+    }
     free(topic);
     free(json);
-    p->done = true;
-    p->level = st->level;
-    p->faults = st->faults;
-    p->disabled = st->disabled;
+}
+
+/* Retained states follow the engine, whatever caused a change, on every uplink. */
+static void publish_states(struct gateway *gw)
+{
+    int64_t now_wall = wall_ms();
+    size_t n = gw->cfg->ndetectors;
+    for (size_t up = 0; up < gw->cfg->nuplinks; up++) {
+        unsigned connects = uplink_connections(gw->uplinks[up]);
+        if (connects != gw->seen_connects[up]) {
+            gw->seen_connects[up] = connects;
+            memset(&gw->published[up * n], 0, n * sizeof(*gw->published));
+        }
+        if (!uplink_connected(gw->uplinks[up]))
+            continue;
+        for (size_t d = 0; d < n; d++)
+            publish_detector_state(gw, up, d, now_wall);
+    }
 }
 
 /*
@@ -292,18 +349,19 @@ static void dispatch(struct gateway *gw)
         gw->last_seq = ev->seq;
         log_event(gw->cfg, ev);
         char *json = payload_event(gw->cfg, ev);
-        publish_all(gw, "event", json, false);
+        for (size_t up = 0; up < gw->cfg->nuplinks; up++)
+            if (uplink_publish(gw->uplinks[up], "event", json, 1, false) < 0)
+                log_err("uplink %s: event #%llu (%s) was NOT accepted for delivery",
+                        gw->cfg->uplinks[up].id, (unsigned long long)ev->seq,
+                        ev_kind_name(ev->kind));
         free(json);
     }
     evlist_clear(l);
     /*
-     * Retained states follow the engine, whatever caused the change (a device
-     * event changes all its zones): compare every detector with what was last
-     * published. A few thousand comparisons per batch cost microseconds.
+     * States after events: telemetry never delays an alarm. A few thousand
+     * comparisons per batch cost microseconds.
      */
-    int64_t now_wall = wall_ms();
-    for (size_t d = 0; d < gw->cfg->ndetectors; d++)
-        publish_detector_state(gw, d, now_wall);
+    publish_states(gw);
 }
 
 static void handle_msg(struct gateway *gw, struct bus_msg *m)
@@ -349,7 +407,7 @@ static void send_heartbeats(struct gateway *gw, int64_t now_mono)
             hb.interval_ms = gw->cfg->uplinks[i].heartbeat_ms;
             json = payload_heartbeat(gw->cfg, &hb);
         }
-        uplink_publish(gw->uplinks[i], "heartbeat", json, 1, false);
+        uplink_publish_live(gw->uplinks[i], "heartbeat", json, 1, false);
     }
     free(json);
 }
@@ -378,6 +436,28 @@ static int run(struct gateway *gw)
     return 0;
 }
 
+/*
+ * On the way out: stop the pollers, then evaluate and send what they had
+ * already read, so an alarm sampled just before SIGTERM still goes out.
+ */
+static void gateway_drain(struct gateway *gw)
+{
+    if (gw->pollers) {
+        for (size_t i = 0; i < gw->cfg->nbuses; i++) {
+            bus_stop(gw->pollers[i]);
+            gw->pollers[i] = NULL;
+        }
+    }
+    if (!gw->queue || !gw->engine)
+        return;
+    struct bus_msg *m;
+    while ((m = queue_pop(gw->queue, 0)) != NULL) {
+        handle_msg(gw, m);
+        bus_msg_free(m);
+    }
+    dispatch(gw);
+}
+
 static void gateway_free(struct gateway *gw)
 {
     if (gw->pollers) {
@@ -398,16 +478,24 @@ static void gateway_free(struct gateway *gw)
     evlist_free(&gw->events);
     free(gw->published);
     free(gw->answered);
+    free(gw->seen_connects);
     free(gw->bus_up);
     free(gw->next_heartbeat);
     cfg_free(gw->cfg);
+    if (gw->lock_fd >= 0)
+        close(gw->lock_fd);
 }
 
 static int gateway_start(struct gateway *gw, const struct options *o)
 {
     char err[512];
     const char *state_dir = o->state_dir ? o->state_dir : gw->cfg->gateway.state_dir;
-    if (make_dirs(state_dir, err, sizeof(err)) < 0) {
+    if (!*state_dir) {
+        log_err("the state directory must not be empty");
+        return -1;
+    }
+    if (make_dirs(state_dir, err, sizeof(err)) < 0 ||
+        (gw->lock_fd = lock_state_dir(state_dir, err, sizeof(err))) < 0) {
         log_err("%s", err);
         return -1;
     }
@@ -424,7 +512,9 @@ static int gateway_start(struct gateway *gw, const struct options *o)
     gw->started_wall = now.wall_ms;
     gw->started_mono = now.mono_ms;
     gw->engine = engine_new(gw->cfg, now);
-    gw->published = xcalloc(gw->cfg->ndetectors, sizeof(*gw->published));
+    gw->published =
+        xcalloc(gw->cfg->ndetectors * gw->cfg->nuplinks, sizeof(*gw->published));
+    gw->seen_connects = xcalloc(gw->cfg->nuplinks, sizeof(unsigned));
     gw->answered = xcalloc(gw->cfg->ndetectors, sizeof(bool));
     gw->bus_up = xcalloc(gw->cfg->nbuses, sizeof(bool));
     gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
@@ -481,7 +571,7 @@ int main(int argc, char **argv)
     if (o.check_config)
         return check_config(&o);
 
-    struct gateway gw = {0};
+    struct gateway gw = {.lock_fd = -1};
     gw.cfg = load_config(o.config, &o);
     if (!gw.cfg)
         return 1;
@@ -507,6 +597,7 @@ int main(int argc, char **argv)
     if (gateway_start(&gw, &o) == 0) {
         rc = run(&gw);
         log_notice("firegw stopping");
+        gateway_drain(&gw);
     } else {
         rc = 1;
     }

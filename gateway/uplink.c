@@ -67,6 +67,7 @@ struct uplink {
 
     atomic_bool connected;
     atomic_bool ever_connected;
+    atomic_uint connects; /* successful connections so far */
     atomic_bool stopping;
     atomic_llong last_attempt_mono; /* last connect attempt, ours or Paho's */
 
@@ -214,6 +215,7 @@ static void on_connected(void *context, char *cause)
     struct uplink *u = context;
     atomic_store(&u->connected, true);
     atomic_store(&u->ever_connected, true);
+    atomic_fetch_add(&u->connects, 1);
     if (atomic_load(&u->stopping))
         return;
     pthread_mutex_lock(&u->lock);
@@ -357,6 +359,19 @@ int uplink_publish(struct uplink *u, const char *subtopic, const char *payload, 
     int rc = send_message(u, topic, payload, qos, retained);
     free(topic);
     return rc == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
+int uplink_publish_live(struct uplink *u, const char *subtopic, const char *payload, int qos,
+                        bool retained)
+{
+    if (!uplink_connected(u))
+        return 1;
+    return uplink_publish(u, subtopic, payload, qos, retained);
+}
+
+unsigned uplink_connections(const struct uplink *u)
+{
+    return u ? atomic_load(&((struct uplink *)u)->connects) : 0;
 }
 
 void uplink_tick(struct uplink *u, int64_t now_mono_ms)

@@ -33,6 +33,15 @@ int uplink_publish(struct uplink *u, const char *subtopic, const char *payload, 
  * covers connections that once succeeded). Never blocks.
  */
 void uplink_tick(struct uplink *u, int64_t now_mono_ms);
+/*
+ * Publish only if connected now: for telemetry and retained states, which
+ * must not fill the offline buffer that events need (states are sent again
+ * after each connect instead). 0 sent, 1 skipped (offline), -1 refused.
+ */
+int uplink_publish_live(struct uplink *u, const char *subtopic, const char *payload, int qos,
+                        bool retained);
+/* Successful connections so far; a change means the broker needs the full state again. */
+unsigned uplink_connections(const struct uplink *u);
 bool uplink_connected(const struct uplink *u);
 const char *uplink_id(const struct uplink *u);
 /*

@@ -249,3 +249,34 @@ class EndToEnd(GatewayTestCase):
         st = first_state(w, "T-S1", "fire_alarm", timeout=30)
         self.assertEqual(st["level"], "fire_alarm")
         self.assert_all_valid(w)
+
+    def test_broker_restart_gets_all_states_again(self):
+        broker, sim, gw, w = self.start_all()
+        first_state(w, "T-S1", "normal")
+        port = broker.port
+        broker.stop()  # no persistence: the broker forgets every retained message
+        w.close()
+        broker2 = self.start_broker(port)
+        late = self.watch(broker2.port, f"{PREFIX}/detector/+/state")
+        for det in ("T-S1", "T-S2", "T-H1", "P-Z1", "P-Z2", "R-S1", "R-H1"):
+            st = first_state(late, det, "normal", timeout=40)
+            self.assertEqual(st["detector"]["id"], det)
+        self.assert_all_valid(late)
+
+    def test_second_gateway_on_same_state_dir_is_refused(self):
+        broker, sim, gw, w = self.start_all()
+        w.wait_event(REPORT_S, kind="gateway_start")
+        argv = gw.argv + ["--log-level", "info"]
+        p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60, text=True, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("already running", p.stderr)
+        self.assertIn(str(gw.proc.pid), p.stderr)
+        self.assertTrue(gw.proc.alive())
+
+    def test_empty_state_dir_is_refused(self):
+        argv = [os.path.join(BUILD, "firegw"), "--config", self.SITE, "--state-dir", ""]
+        p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60, text=True, stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("state directory must not be empty", p.stderr)

@@ -649,6 +649,76 @@ static void test_start_errors(void **state)
     bus_msg_free(NULL);
 }
 
+
+/* A peer that accepts a connection, reads one request and hangs up, forever. */
+struct flapper {
+    int fd;
+    atomic_int accepts;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void *flap(void *arg)
+{
+    struct flapper *fl = arg;
+    while (!atomic_load(&fl->stop)) {
+        struct pollfd pfd = {.fd = fl->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        int c = accept(fl->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        atomic_fetch_add(&fl->accepts, 1);
+        char buf[256];
+        struct pollfd cp = {.fd = c, .events = POLLIN};
+        if (poll(&cp, 1, 500) > 0 && read(c, buf, sizeof(buf)) < 0)
+            buf[0] = 0;
+        close(c);
+    }
+    return NULL;
+}
+
+static void test_flapping_peer_is_backed_off(void **state)
+{
+    struct fixture *f = *state;
+    struct flapper fl = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)f->srv.port)};
+    int one = 1;
+    setsockopt(fl.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(fl.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fl.fd, 16), 0);
+    assert_int_equal(pthread_create(&fl.thread, NULL, flap, &fl), 0);
+
+    site_init(&f->site, f->srv.port, false);
+    f->site.bus.reconnect_min_ms = 100;
+    f->site.bus.reconnect_max_ms = 400;
+    start_bus(f);
+    /* 1.5 s: with 100, 200, 400, 400 ms waits that is about 6 connections, not thousands */
+    int downs = 0, ups = 0;
+    int64_t until = mono_ms() + 1500;
+    for (int64_t now = mono_ms(); now < until; now = mono_ms()) {
+        struct bus_msg *m = queue_pop(f->q, until - now);
+        if (!m)
+            continue;
+        if (m->type == BUS_MSG_BUS_STATE)
+            m->up ? ups++ : downs++;
+        bus_msg_free(m);
+    }
+    bus_stop(f->bus);
+    f->bus = NULL;
+    atomic_store(&fl.stop, true);
+    pthread_join(fl.thread, NULL);
+    close(fl.fd);
+    int accepts = atomic_load(&fl.accepts);
+    assert_true(accepts >= 2);
+    assert_true(accepts <= 12);
+    /* never reported up (no poll ever succeeded), reported down once */
+    assert_int_equal(ups, 0);
+    assert_int_equal(downs, 1);
+}
+
 int main(void)
 {
     log_set_level(LOG_LVL_NOTICE);
@@ -659,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_then_stop_promptly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_status_is_a_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flapping_peer_is_backed_off, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

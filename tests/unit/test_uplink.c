@@ -391,6 +391,7 @@ static void test_online_publish_offline(void **state)
     assert_string_equal(uplink_id(u), "district");
     assert_int_equal(uplink_start(u, err, sizeof(err)), 0);
     tick_until_connected(u);
+    assert_int_equal(uplink_connections(u), 1);
 
     /* subscribing after the connect: the online status must be retained */
     struct sub *s = sub_start(b.port, false);
@@ -509,6 +510,10 @@ static void test_full_buffer_refuses_and_free_is_bounded(void **state)
     struct uplink *u = uplink_new(&c, 0, wall_ms(), err, sizeof(err));
     assert_non_null(u);
     assert_int_equal(uplink_start(u, err, sizeof(err)), 0);
+    /* telemetry is skipped while offline and takes no room from events */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(uplink_publish_live(u, "heartbeat", "{\"hb\":1}", 1, false), 1);
+    assert_int_equal(uplink_connections(u), 0);
     assert_int_equal(uplink_publish(u, "event", "{\"n\":1}", 1, false), 0);
     assert_int_equal(uplink_publish(u, "event", "{\"n\":2}", 1, false), 0);
     assert_int_equal(uplink_publish(u, "event", "{\"n\":3}", 1, false), -1);
