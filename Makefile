@@ -37,7 +37,8 @@ LDFLAGS += $(SANFLAGS)
 # Modules of gateway/ by name; each is gateway/NAME.c.
 MOD_BASE   := util log model
 MOD_PARSE  := ini profile cfg
-MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink
+MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
+	command control
 GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3a -lcjson $(LDLIBS_COMMON)
 
 obj = $(patsubst %,$(BUILD)/gateway/%.o,$(1))
@@ -57,8 +58,11 @@ T_cfg     := $(MOD_BASE) $(MOD_PARSE)
 T_ini     := util log ini
 T_event   := util log event
 T_engine  := $(MOD_BASE) event engine
+T_engine_rules := $(MOD_BASE) event engine
+T_engine_cfg := $(MOD_BASE) $(MOD_PARSE)
 T_payload := $(MOD_BASE) event engine payload
 T_bus     := $(MOD_BASE) codec plan queue bus
+T_command := $(MOD_BASE) $(MOD_PARSE) event engine command
 T_LIBS_payload := -lcjson
 T_uplink  := $(MOD_BASE) event engine payload uplink
 T_LIBS_uplink := -lpaho-mqtt3a -lcjson

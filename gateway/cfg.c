@@ -49,6 +49,8 @@ struct opt {
 };
 
 #define HOUR 3600000.0
+#define MINUTE 60000.0
+#define HEAT_CLASSES "A1|A1R|A1S|A2|A2R|A2S|B|BR|BS|C|CR|CS|D|DR|DS|E|ER|ES|F|FR|FS|G|GR|GS"
 #define STD_BAUDS "1200|2400|4800|9600|19200|38400|57600|115200"
 
 static const struct opt options[] = {
@@ -88,6 +90,12 @@ static const struct opt options[] = {
      "a detector silent this long is faulted (EN 54 allows at most 100 s)"},
     {"defaults", "lifecheck_timeout", T_DUR, 0, 1000, 100000, NULL, NULL, "30s", NULL,
      "a panel whose LifeCheck counter stands still this long is faulted"},
+    {"defaults", "rate_of_rise", T_NUM, 0, 1, 60, NULL, NULL, "9", NULL,
+     "heat rise in degC per minute that counts as a fire, for detectors with rate_of_rise"},
+    {"defaults", "rate_of_rise_window", T_DUR, 0, 10000, 10 * MINUTE, NULL, NULL, "60s", NULL,
+     "the rise must be sustained over this window"},
+    {"defaults", "stuck_after", T_DUR, 0, 0, 7 * 24 * HOUR, NULL, NULL, "0s", NULL,
+     "a value that has not changed at all for this long is a fault; 0s: off; else at least 1min"},
 
     {"bus", "type", T_ENUM, F_REQ, 0, 0, "tcp|rtu", NULL, NULL, NULL,
      "tcp: Modbus TCP (or a TCP/RS-485 converter); rtu: Modbus RTU on a serial port"},
@@ -137,6 +145,22 @@ static const struct opt options[] = {
     {"zone", "name", T_TEXT, F_REQ, 1, 200, NULL, NULL, NULL, NULL, "zone name for people"},
     {"zone", "floor", T_INT, F_REQ, -5, 200, NULL, NULL, NULL, NULL,
      "floor number (negative: basement levels)"},
+    {"zone", "verification", T_BOOL, 0, 0, 0, NULL, NULL, "no", NULL,
+     "alarm verification of the zone's smoke detectors (never heat detectors or panel zones)"},
+    {"zone", "verification_retard", T_DUR, 0, 0, MINUTE, NULL, NULL, "30s", NULL,
+     "first alarm-level reading -> wait this long before looking again (at most 60 s)"},
+    {"zone", "verification_window", T_DUR, 0, MINUTE, 10 * MINUTE, NULL, NULL, "60s", NULL,
+     "then an alarm-level reading within this window confirms (at least 60 s)"},
+    {"zone", "coincidence", T_ENUM, 0, 0, 0, "none|two_detectors|smoke_and_heat", NULL, "none",
+     NULL, "what confirms a fire in the zone (fire_confirmed) after the first fire alarm"},
+    {"zone", "coincidence_window", T_DUR, 0, 1000, 8 * MINUTE, NULL, NULL, "5min", NULL,
+     "the confirming alarm must come within this time of the first"},
+    {"zone", "positive_alarm_sequence", T_BOOL, 0, 0, 0, NULL, NULL, "no", NULL,
+     "hold the zone's first automatic alarm for acknowledgement and investigation"},
+    {"zone", "pas_acknowledge", T_DUR, 0, 1000, 15000, NULL, NULL, "15s", NULL,
+     "positive alarm sequence: not acknowledged within this -> the alarm goes out"},
+    {"zone", "pas_investigation", T_DUR, 0, 1000, 3 * MINUTE, NULL, NULL, "180s", NULL,
+     "positive alarm sequence: after acknowledgement, the alarm goes out after this"},
 
     {"detector", "device", T_TEXT, 0, 1, ID_MAX, NULL, NULL, NULL, NULL,
      "id of a [device]; or give bus, unit and profile instead"},
@@ -160,6 +184,14 @@ static const struct opt options[] = {
      "smoke and heat only: 0 < hysteresis < prealarm"},
     {"detector", "no_response", T_DUR, 0, 1000, 100000, NULL, NULL, NULL, "[defaults] no_response",
      "silent this long -> fault"},
+    {"detector", "heat_class", T_ENUM, 0, 0, 0, HEAT_CLASSES, NULL, NULL, "none",
+     "heat only: EN 54-5 class; sets prealarm and alarm from the class table (not with them); "
+     "suffix R turns rate_of_rise on, S keeps it off"},
+    {"detector", "rate_of_rise", T_BOOL, 0, 0, 0, NULL, NULL, NULL,
+     "yes for class suffix R, else no",
+     "heat only: also alarm on a sustained rise of [defaults] rate_of_rise"},
+    {"detector", "stuck_after", T_DUR, 0, 0, 7 * 24 * HOUR, NULL, NULL, NULL,
+     "[defaults] stuck_after", "smoke and heat only: unchanged value this long -> fault; 0s: off"},
 
     {"uplink", "role", T_ENUM, F_REQ, 0, 0, "fire_police|owner|other", NULL, NULL, NULL,
      "who listens: the fire police, the building owner, or other"},
@@ -515,6 +547,12 @@ static int64_t get_ms(const struct sec *s, const char *key)
     return kv && kv->ok ? kv->v.ms : 0;
 }
 
+static bool get_bool(const struct sec *s, const char *key)
+{
+    const struct kv *kv = get(s, key);
+    return kv && kv->ok && kv->v.b;
+}
+
 static int get_enum(const struct sec *s, const char *key)
 {
     const struct kv *kv = get(s, key);
@@ -821,6 +859,17 @@ static void check_thresholds(struct ctx *c, const struct sec *s, const struct cf
                 t->prealarm);
 }
 
+/* A value that may legitimately stand still for seconds must not be called stuck that soon. */
+static void check_stuck(struct ctx *c, const struct sec *s, int64_t ms)
+{
+    const struct kv *kv = given(s, "stuck_after");
+    if (kv && ms > 0 && ms < (int64_t)MINUTE)
+        kv_fail(c, s, kv,
+                "stuck_after %s is below 1min; a steady room reads the same value for seconds "
+                "(0s turns the check off)",
+                kv->value);
+}
+
 static void build_defaults(struct ctx *c, struct cfg *cfg)
 {
     const struct sec *s = find_sec(c, "defaults", NULL);
@@ -831,6 +880,10 @@ static void build_defaults(struct ctx *c, struct cfg *cfg)
                                       get_num(s, "heat_hysteresis")};
     d->no_response_ms = get_ms(s, "no_response");
     d->lifecheck_ms = get_ms(s, "lifecheck_timeout");
+    d->ror_degc_per_min = get_num(s, "rate_of_rise");
+    d->ror_window_ms = get_ms(s, "rate_of_rise_window");
+    d->stuck_after_ms = get_ms(s, "stuck_after");
+    check_stuck(c, s, d->stuck_after_ms);
     static const char *const smoke[3] = {"smoke_prealarm", "smoke_alarm", "smoke_hysteresis"};
     static const char *const heat[3] = {"heat_prealarm", "heat_alarm", "heat_hysteresis"};
     check_thresholds(c, s, &d->smoke, smoke);
@@ -1021,12 +1074,29 @@ static void build_zones(struct ctx *c, struct cfg *cfg)
         if (strcmp(s->def->name, "zone") != 0)
             continue;
         cfg->zones = xrealloc(cfg->zones, (cfg->nzones + 1) * sizeof(*cfg->zones));
+        int coinc = get_enum(s, "coincidence");
         cfg->zones[cfg->nzones++] = (struct cfg_zone){
             .id = xstrdup(s->name),
             .name = xstrdup(get_str(s, "name")),
             .floor = (int)get_int(s, "floor"),
+            .verification = get_bool(s, "verification"),
+            .verify_retard_ms = get_ms(s, "verification_retard"),
+            .verify_window_ms = get_ms(s, "verification_window"),
+            .coincidence = coinc == 1   ? COINC_TWO_DETECTORS
+                           : coinc == 2 ? COINC_SMOKE_AND_HEAT
+                                        : COINC_NONE,
+            .coincidence_window_ms = get_ms(s, "coincidence_window"),
+            .pas = get_bool(s, "positive_alarm_sequence"),
+            .pas_ack_ms = get_ms(s, "pas_acknowledge"),
+            .pas_investigation_ms = get_ms(s, "pas_investigation"),
             .line = s->line,
         };
+        /* Both would hold the same alarm twice over, past the limits each one promises. */
+        const struct cfg_zone *z = &cfg->zones[cfg->nzones - 1];
+        if (z->verification && z->pas)
+            kv_fail(c, s, later(given(s, "verification"), given(s, "positive_alarm_sequence")),
+                    "verification and positive_alarm_sequence cannot both be on in one zone; "
+                    "together they would delay an alarm beyond what either allows");
     }
 }
 
@@ -1110,21 +1180,58 @@ static long detector_device(struct ctx *c, struct cfg *cfg, struct devinfo **inf
     return (long)cfg->ndevices - 1;
 }
 
+/* Heat class, rate-of-rise and stuck-value settings of one detector. */
+static void detector_heat(struct ctx *c, const struct cfg *cfg, const struct sec *s,
+                          struct cfg_detector *d)
+{
+    const struct kv *cls = given(s, "heat_class"), *ror = given(s, "rate_of_rise");
+    const struct kv *stuck = given(s, "stuck_after");
+    d->stuck_after_ms = stuck ? stuck->v.ms : cfg->defaults.stuck_after_ms;
+    check_stuck(c, s, d->stuck_after_ms);
+    if (d->type != DET_HEAT) {
+        if (cls || ror)
+            kv_fail(c, s, cls ? cls : ror, "%s applies to heat detectors only",
+                    cls ? "heat_class" : "rate_of_rise");
+        return;
+    }
+    if (cls) {
+        const struct kv *lvl = given(s, "prealarm") ? given(s, "prealarm") : given(s, "alarm");
+        if (lvl)
+            kv_fail(c, s, later(cls, lvl),
+                    "give either heat_class or prealarm/alarm levels, not both (the class "
+                    "sets the levels)");
+        d->heat_class = (enum heat_class)(cls->v.e / 3 + 1);
+        d->heat_suffix = "\0RS"[cls->v.e % 3];
+        const struct heat_class_info *hc = heat_class_info(d->heat_class);
+        d->thresholds.prealarm = hc->max_application;
+        d->thresholds.alarm = hc->static_min;
+    }
+    d->rate_of_rise = ror ? ror->v.b : d->heat_suffix == 'R';
+    if (d->heat_suffix == 'S' && d->rate_of_rise)
+        kv_fail(c, s, later(cls, ror),
+                "rate_of_rise cannot be on for class %s: suffix S means it never responds "
+                "below its static temperature, even on a fast rise",
+                cls->value);
+}
+
 static void detector_thresholds(struct ctx *c, const struct cfg *cfg, const struct sec *s,
                                 struct cfg_detector *d, const struct profile *p)
 {
     static const char *const keys[] = {"prealarm", "alarm", "hysteresis"};
     if (d->type == DET_PANEL_ZONE) {
-        for (size_t k = 0; k < ARRAY_LEN(keys); k++)
-            if (given(s, keys[k]))
-                kv_fail(c, s, given(s, keys[k]),
+        static const char *const value_keys[] = {"prealarm",   "alarm",        "hysteresis",
+                                                 "heat_class", "rate_of_rise", "stuck_after"};
+        for (size_t k = 0; k < ARRAY_LEN(value_keys); k++)
+            if (given(s, value_keys[k]))
+                kv_fail(c, s, given(s, value_keys[k]),
                         "%s applies to smoke and heat detectors only; profile \"%s\" is a panel",
-                        keys[k], p->name);
+                        value_keys[k], p->name);
         return;
     }
     d->thresholds = d->type == DET_SMOKE ? cfg->defaults.smoke : cfg->defaults.heat;
     const struct kv *pre = given(s, "prealarm"), *al = given(s, "alarm"),
                     *hy = given(s, "hysteresis");
+    detector_heat(c, cfg, s, d);
     if (pre)
         d->thresholds.prealarm = pre->v.d;
     if (al)
@@ -1442,6 +1549,33 @@ void cfg_free(struct cfg *cfg)
     free(cfg->uplinks);
     profile_set_free(&cfg->profiles);
     free(cfg);
+}
+
+const struct heat_class_info *heat_class_info(enum heat_class c)
+{
+    /* EN 54-5 table 1: typical and maximum application, static response range, degC */
+    static const struct heat_class_info table[HEAT_CLASS__COUNT] = {
+        [HEAT_A1] = {"A1", 25, 50, 54, 65},   [HEAT_A2] = {"A2", 25, 50, 54, 70},
+        [HEAT_B] = {"B", 40, 65, 69, 85},     [HEAT_C] = {"C", 55, 80, 84, 100},
+        [HEAT_D] = {"D", 70, 95, 99, 115},    [HEAT_E] = {"E", 85, 110, 114, 130},
+        [HEAT_F] = {"F", 100, 125, 129, 145}, [HEAT_G] = {"G", 115, 140, 144, 160},
+    };
+    if (c <= HEAT_CLASS_NONE || c >= HEAT_CLASS__COUNT)
+        return NULL;
+    return &table[c];
+}
+
+const char *coincidence_mode_name(enum coincidence_mode m)
+{
+    switch (m) {
+    case COINC_NONE:
+        return "none";
+    case COINC_TWO_DETECTORS:
+        return "two_detectors";
+    case COINC_SMOKE_AND_HEAT:
+        return "smoke_and_heat";
+    }
+    return "unknown";
 }
 
 static const char *type_doc(const struct opt *o)

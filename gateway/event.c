@@ -51,8 +51,10 @@ int ev_priority(enum ev_kind k)
 {
     switch (k) {
     case EV_FIRE_ALARM:
+    case EV_FIRE_CONFIRMED:
         return 0;
     case EV_PRE_ALARM:
+    case EV_ALARM_PENDING:
         return 1;
     case EV_FAULT:
         return 2;
@@ -98,6 +100,14 @@ const char *ev_kind_name(enum ev_kind k)
         [EV_DISABLED] = "disabled",
         [EV_ENABLED] = "enabled",
         [EV_GATEWAY_START] = "gateway_start",
+        [EV_FIRE_CONFIRMED] = "fire_confirmed",
+        [EV_ALARM_PENDING] = "alarm_pending",
+        [EV_ACKNOWLEDGED] = "acknowledged",
+        [EV_SILENCED] = "silenced",
+        [EV_RESET] = "reset",
+        [EV_TEST_ALARM] = "test_alarm",
+        [EV_TEST_MODE_ON] = "test_mode_on",
+        [EV_TEST_MODE_OFF] = "test_mode_off",
     };
     return (unsigned)k < EV__COUNT ? names[k] : "unknown";
 }
@@ -113,6 +123,10 @@ const char *ev_source_name(enum ev_source s)
         return "bus";
     case SRC_GATEWAY:
         return "gateway";
+    case SRC_ZONE:
+        return "zone";
+    case SRC_BUILDING:
+        return "building";
     }
     return "unknown";
 }
@@ -128,6 +142,7 @@ const char *fault_code_name(enum fault_code f)
         [FAULT_LIFECHECK] = "lifecheck_stopped",
         [FAULT_DEVICE_DOWN] = "device_down",
         [FAULT_BUS_DOWN] = "bus_down",
+        [FAULT_STUCK] = "value_stuck",
     };
     return (unsigned)f < FAULT__COUNT ? names[f] : "unknown";
 }

@@ -17,6 +17,8 @@
 
 #include "bus.h"
 #include "cfg.h"
+#include "command.h"
+#include "control.h"
 #include "engine.h"
 #include "event.h"
 #include "log.h"
@@ -54,14 +56,13 @@ struct options {
     size_t noverrides;
     const char *log_level;
     const char *state_dir;
+    const char *control;
 };
 
 /* What the last published retained state of a detector on one uplink was. */
 struct published {
     bool done;
-    enum det_level level;
-    unsigned faults;
-    bool disabled;
+    struct det_status st; /* value and times are not compared */
 };
 
 struct gateway {
@@ -81,6 +82,7 @@ struct gateway {
     int64_t started_wall;
     int64_t started_mono;
     int64_t *next_heartbeat; /* per uplink, monotonic */
+    struct control *control;
     struct evlist events;
 };
 
@@ -89,6 +91,7 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: firegw --config FILE [--set SECTION[.ID].KEY=VALUE]... [options]\n"
             "       firegw --check-config FILE [--set ...]\n"
+            "       firegw ctl [--state-dir DIR | --control PATH] COMMAND...\n"
             "\n"
             "Polls smoke and heat detectors and fire panel modules over Modbus, evaluates\n"
             "alarm rules and reports alarms, faults and heartbeats over MQTT.\n"
@@ -98,6 +101,7 @@ static void usage(FILE *out)
             "  -s, --set KEY=VALUE      override a config value, e.g. bus.rs485-a.baud=19200\n"
             "  -l, --log-level LEVEL    error, warning, notice, info or debug\n"
             "      --state-dir DIR      where durable state lives (overrides gateway.state_dir)\n"
+            "      --control PATH       control socket (default STATE_DIR/control.sock)\n"
             "  -V, --version            print the version\n"
             "  -h, --help               this text\n");
 }
@@ -110,6 +114,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"set", required_argument, NULL, 's'},
         {"log-level", required_argument, NULL, 'l'},
         {"state-dir", required_argument, NULL, 'S'},
+        {"control", required_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -135,6 +140,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case 'S':
             o->state_dir = optarg;
+            break;
+        case 'C':
+            o->control = optarg;
             break;
         case 'V':
             printf("firegw %s\n", FIREGW_VERSION);
@@ -291,6 +299,15 @@ static void log_event(const struct cfg *cfg, const struct event *ev)
         log_msg(lvl, "event #%llu detail: %s", (unsigned long long)ev->seq, ev->detail);
 }
 
+/* Whether two states look the same to a person (readings and times aside). */
+static bool same_state(const struct det_status *a, const struct det_status *b)
+{
+    return a->level == b->level && a->faults == b->faults && a->disabled == b->disabled &&
+           a->test_mode == b->test_mode && a->test_alarm == b->test_alarm &&
+           a->pending == b->pending && a->latched == b->latched &&
+           a->acknowledged == b->acknowledged && a->silenced == b->silenced;
+}
+
 static void publish_detector_state(struct gateway *gw, size_t up, size_t det, int64_t now_wall)
 {
     const struct det_status *st = engine_detector(gw->engine, det);
@@ -298,17 +315,14 @@ static void publish_detector_state(struct gateway *gw, size_t up, size_t det, in
     /* Before its first answer a detector's state is unknown, not "normal". */
     if (!gw->answered[det] && st->faults == 0)
         return;
-    if (p->done && p->level == st->level && p->faults == st->faults &&
-        p->disabled == st->disabled)
+    if (p->done && same_state(&p->st, st))
         return;
     char *json = payload_detector_state(gw->cfg, det, st, now_wall);
     char *topic = xasprintf("detector/%s/state", gw->cfg->detectors[det].id);
     /* Only sent while connected; a (re)connect sends every state again. */
     if (uplink_publish_live(gw->uplinks[up], topic, json, 1, true) == 0) {
         p->done = true;
-        p->level = st->level;
-        p->faults = st->faults;
-        p->disabled = st->disabled;
+        p->st = *st;
     }
     free(topic);
     free(json);
@@ -382,6 +396,18 @@ static void handle_msg(struct gateway *gw, struct bus_msg *m)
     }
 }
 
+/* A command from the local control socket: applied and its events sent at once. */
+static void on_control(void *arg, const char *line, const char *user, char *reply,
+                       size_t replylen)
+{
+    struct gateway *gw = arg;
+    int rc = command_execute(gw->engine, gw->cfg, line, user, now_both(), &gw->events, reply,
+                             replylen);
+    if (strncmp(line, "status", 6) != 0)
+        log_notice("control: %s by %s: %s", line, user, rc == 0 ? "done" : reply);
+    dispatch(gw);
+}
+
 static void send_heartbeats(struct gateway *gw, int64_t now_mono)
 {
     char *json = NULL;
@@ -429,6 +455,7 @@ static int run(struct gateway *gw)
         struct ev_time now = now_both();
         engine_tick(gw->engine, now, &gw->events);
         dispatch(gw);
+        control_poll(gw->control, on_control, gw);
         for (size_t i = 0; i < gw->cfg->nuplinks; i++)
             uplink_tick(gw->uplinks[i], now.mono_ms);
         send_heartbeats(gw, now.mono_ms);
@@ -472,6 +499,7 @@ static void gateway_free(struct gateway *gw)
     }
     if (gw->queue)
         queue_free(gw->queue, bus_msg_free);
+    control_close(gw->control);
     engine_free(gw->engine);
     if (gw->seq_open)
         event_seq_close(&gw->seq);
@@ -540,6 +568,15 @@ static int gateway_start(struct gateway *gw, const struct options *o)
              FIREGW_VERSION, gw->cfg->nbuses, gw->cfg->ndetectors);
     evlist_push(&gw->events, &start);
 
+    char *control_path =
+        o->control ? xstrdup(o->control) : xasprintf("%s/control.sock", state_dir);
+    gw->control = control_open(control_path, err, sizeof(err));
+    free(control_path);
+    if (!gw->control) {
+        log_err("%s", err);
+        return -1;
+    }
+
     gw->queue = queue_new();
     gw->pollers = xcalloc(gw->cfg->nbuses, sizeof(*gw->pollers));
     for (size_t i = 0; i < gw->cfg->nbuses; i++) {
@@ -552,8 +589,81 @@ static int gateway_start(struct gateway *gw, const struct options *o)
     return 0;
 }
 
+static void ctl_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: firegw ctl [--state-dir DIR | --control PATH] COMMAND...\n"
+            "\n"
+            "Sends one command to the running gateway through its control socket\n"
+            "(default /var/lib/firegw/control.sock). Commands:\n"
+            "  status                                  building and zone summary\n"
+            "  acknowledge all|zone ID|detector ID     someone has seen the alarm\n"
+            "  silence     all|zone ID|detector ID     stop the sounders; the alarm stays\n"
+            "  reset       all|zone ID|detector ID     clear latched alarms\n"
+            "  disable     zone ID|detector ID PERIOD  e.g. disable detector F3-LIFT 2h\n"
+            "  enable      zone ID|detector ID\n"
+            "  test on     zone ID|detector ID PERIOD  walk test: alarms become test events\n"
+            "  test off    zone ID|detector ID\n"
+            "Who may send commands is decided by the socket's permissions; the user is\n"
+            "recorded with every event a command causes.\n");
+}
+
+static int ctl_main(int argc, char **argv)
+{
+    const char *state_dir = "/var/lib/firegw";
+    const char *path = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            ctl_usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "firegw ctl: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--state-dir") == 0) {
+            state_dir = argv[++i];
+        } else if (strcmp(argv[i], "--control") == 0) {
+            path = argv[++i];
+        } else {
+            fprintf(stderr, "firegw ctl: unknown option \"%s\"\n", argv[i]);
+            ctl_usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        ctl_usage(stderr);
+        return 2;
+    }
+    char line[CONTROL_LINE_MAX] = "";
+    size_t len = 0;
+    for (; i < argc; i++) {
+        int n = snprintf(line + len, sizeof(line) - len, "%s%s", len ? " " : "", argv[i]);
+        if (n < 0 || (size_t)n >= sizeof(line) - len) {
+            fprintf(stderr, "firegw ctl: command too long\n");
+            return 2;
+        }
+        len += (size_t)n;
+    }
+    char *sock = path ? xstrdup(path) : xasprintf("%s/control.sock", state_dir);
+    char *reply = xmalloc(65536);
+    char err[512];
+    int rc = control_request(sock, line, reply, 65536, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "firegw ctl: %s\n", err);
+    else
+        printf("%s\n", reply);
+    int status = rc < 0 ? 1 : strncmp(reply, "ok", 2) == 0 ? 0 : 1;
+    free(reply);
+    free(sock);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return ctl_main(argc - 1, argv + 1);
     struct options o = {0};
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0)

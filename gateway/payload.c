@@ -291,6 +291,21 @@ char *payload_event(const struct cfg *cfg, const struct event *ev)
         put_null(&b, root, "bus");
     }
 
+    if (ev->has_zone && ev->zone < cfg->nzones) {
+        cJSON *z = put_obj(&b, root, "zone");
+        put_str(&b, z, "id", cfg->zones[ev->zone].id);
+        put_str(&b, z, "name", cfg->zones[ev->zone].name ? cfg->zones[ev->zone].name : "");
+    } else {
+        if (ev->has_zone)
+            log_err("payload: %s names zone index %zu of %zu; zone sent as null", what, ev->zone,
+                    cfg->nzones);
+        put_null(&b, root, "zone");
+    }
+    if (strnlen(ev->user, sizeof(ev->user)) > 0)
+        put_fixed(&b, root, "user", ev->user, sizeof(ev->user));
+    else
+        put_null(&b, root, "user");
+
     if (ev->fault != FAULT_NONE)
         put_str(&b, root, "fault", fault_code_name(ev->fault));
     else
@@ -342,6 +357,11 @@ char *payload_detector_state(const struct cfg *cfg, size_t det, const struct det
         }
     }
     put_bool(&b, root, "disabled", st->disabled);
+    put_bool(&b, root, "test_mode", st->test_mode);
+    put_bool(&b, root, "pending", st->pending);
+    put_bool(&b, root, "latched", st->latched);
+    put_bool(&b, root, "acknowledged", st->acknowledged);
+    put_bool(&b, root, "silenced", st->silenced);
     if (st->has_value)
         put_quantity(&b, root, "value", st->value, detector_unit(d->type), what);
     else

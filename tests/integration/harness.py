@@ -197,6 +197,21 @@ class Gateway:
         rc = self.proc.stop() if self.proc else None
         return rc
 
+    def ctl(self, command, expect_ok=True):
+        """Run `firegw ctl COMMAND` against this gateway; returns (exit code, output)."""
+        argv = [os.path.join(BUILD, "firegw"), "ctl", "--state-dir", self.state_dir]
+        argv += command.split()
+        p = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=30, text=True, stdin=subprocess.DEVNULL)
+        if expect_ok and p.returncode != 0:
+            raise AssertionError(f"firegw ctl {command}: exit {p.returncode}: {p.stdout}")
+        return p.returncode, p.stdout.strip()
+
+    def wait_control(self, timeout=15):
+        """Wait until the gateway answers on its control socket."""
+        wait_until(lambda: self.ctl("status", expect_ok=False)[0] == 0, timeout,
+                   "the gateway's control socket")
+
     def stopped_badly(self):
         """A message if the gateway crashed or failed its sanitizer checks, else None."""
         if not self.proc or self.proc.killed:

@@ -1,9 +1,12 @@
 /*
  * Unit tests for the alarm engine against a small hand-built site: two
  * buses, a smoke and a heat detector, a fire panel with two zones, and a
- * second smoke detector. Covers threshold and hysteresis edges, value versus
- * bits, implausible values, no-response and LifeCheck timers, device and bus
- * state, panel zones with disablement, and the order of events in one call.
+ * second smoke detector. Covers threshold and hysteresis edges with latching
+ * and reset, value versus bits, implausible values, no-response and LifeCheck
+ * timers, device and bus state, panel zones with disablement, and the order
+ * of events in one call. The zone rules (verification, coincidence, positive
+ * alarm sequence, disablement and test mode, heat classes) are in
+ * test_engine_rules.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -210,28 +213,72 @@ static size_t count(struct fixture *f, enum ev_kind k, enum fault_code fc, long 
 }
 
 struct step {
-    double value;
+    double value; /* RESET: an operator reset of the detector's zone */
     enum det_level level;
     int kind; /* event expected, or NONE */
     const char *rule;
 };
 
+#define RESET (-1.0)
+
+static void reset_zone(struct fixture *f, size_t det, int64_t ms)
+{
+    struct engine_op op = {SCOPE_ZONE, f->zones[f->dets[det].zone].id, "tester", at(ms)};
+    char err[200];
+    evlist_clear(&f->out);
+    assert_int_equal(engine_reset(f->e, &op, &f->out, err, sizeof(err)), 0);
+}
+
+/*
+ * Heat readings pass a spike filter: a value counts once it is read twice in
+ * a row, so each heat step is fed twice and only the second may report.
+ */
 static void run_steps(struct fixture *f, size_t det, const struct step *steps, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         int64_t ms = 100 * (int64_t)(i + 1);
-        size_t got = feed(f, ms, value_reading(det, steps[i].value, 0));
+        double v = steps[i].value;
+        size_t got;
+        if (v == RESET) {
+            reset_zone(f, det, ms);
+            v = st(f, det)->value;
+            if (count(f, EV_RESET, FAULT_NONE, NONE) != 1)
+                fail_msg("step %zu: no reset event", i);
+            for (size_t j = 0; j < f->out.count; j++)
+                if (f->out.items[j].kind == EV_RESET)
+                    f->out.items[j--] = f->out.items[--f->out.count];
+            got = f->out.count;
+        } else {
+            struct evlist first = {0};
+            /* the first of two heat readings reports only what the one before already said */
+            if (f->dets[det].type == DET_HEAT) {
+                feed(f, ms - 50, value_reading(det, v, 0));
+                for (size_t j = 0; j < f->out.count; j++)
+                    evlist_push(&first, &f->out.items[j]);
+            }
+            got = feed(f, ms, value_reading(det, v, 0));
+            if (first.count && got)
+                fail_msg("step %zu (value %.2f): events on both readings", i, v);
+            if (first.count) {
+                ms -= 50;
+                evlist_clear(&f->out);
+                for (size_t j = 0; j < first.count; j++)
+                    evlist_push(&f->out, &first.items[j]);
+                got = f->out.count;
+            }
+            evlist_free(&first);
+        }
         if (steps[i].level != st(f, det)->level)
-            fail_msg("step %zu (value %.2f): level %s, want %s", i, steps[i].value,
+            fail_msg("step %zu (value %.2f): level %s, want %s", i, v,
                      det_level_name(st(f, det)->level), det_level_name(steps[i].level));
         if (steps[i].kind == NONE) {
             if (got != 0)
-                fail_msg("step %zu (value %.2f): unexpected %s", i, steps[i].value,
+                fail_msg("step %zu (value %.2f): unexpected %s", i, v,
                          ev_kind_name(f->out.items[0].kind));
             continue;
         }
         if (got != 1 || (int)f->out.items[0].kind != steps[i].kind)
-            fail_msg("step %zu (value %.2f): want one %s, got %zu events", i, steps[i].value,
+            fail_msg("step %zu (value %.2f): want one %s, got %zu events", i, v,
                      ev_kind_name((enum ev_kind)steps[i].kind), got);
         const struct event *ev = &f->out.items[0];
         assert_string_equal(ev->rule, steps[i].rule);
@@ -239,9 +286,11 @@ static void run_steps(struct fixture *f, size_t det, const struct step *steps, s
         assert_int_equal(ev->detector, det);
         assert_int_equal(ev->device, f->dets[det].device);
         assert_int_equal(ev->bus, f->devices[f->dets[det].device].bus);
+        assert_true(ev->has_zone);
+        assert_int_equal(ev->zone, f->dets[det].zone);
         assert_false(ev->test);
         assert_true(ev->has_value);
-        assert_true(ev->value == steps[i].value);
+        assert_true(ev->value == v);
         assert_int_equal(ev->t.mono_ms, T0_MONO + ms);
         assert_int_equal(ev->t.wall_ms, T0_WALL + ms);
         assert_int_equal(st(f, det)->changed_wall, T0_WALL + ms);
@@ -261,16 +310,22 @@ static void test_smoke_levels_and_hysteresis(void **state)
         {1.50, LEVEL_PRE_ALARM, EV_PRE_ALARM, "smoke_prealarm_level"},
         {1.99, LEVEL_PRE_ALARM, NONE, NULL},
         {2.00, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "smoke_alarm_level"},
-        {1.70, LEVEL_FIRE_ALARM, NONE, NULL}, /* alarm - hysteresis: still in alarm */
-        {1.69, LEVEL_PRE_ALARM, NONE, NULL},  /* step down: no event */
-        {1.99, LEVEL_PRE_ALARM, NONE, NULL},
-        {2.00, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "smoke_alarm_level"},
+        {1.70, LEVEL_FIRE_ALARM, NONE, NULL},
+        {0.10, LEVEL_FIRE_ALARM, NONE, NULL}, /* latched: the reading falls, the alarm stays */
+        {2.50, LEVEL_FIRE_ALARM, NONE, NULL}, /* and is not reported twice */
+        {RESET, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "smoke_alarm_level"}, /* still there */
+        {1.70, LEVEL_FIRE_ALARM, NONE, NULL},
+        {RESET, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "smoke_alarm_level"}, /* alarm - hysteresis */
+        {1.69, LEVEL_FIRE_ALARM, NONE, NULL},
+        {RESET, LEVEL_NORMAL, EV_RESTORE, "operator_reset"}, /* pre-alarm range: restore... */
+        {1.69, LEVEL_PRE_ALARM, EV_PRE_ALARM, "smoke_prealarm_level"}, /* ...then pre-alarm */
         {1.20, LEVEL_PRE_ALARM, NONE, NULL}, /* prealarm - hysteresis: still pre-alarm */
         {1.19, LEVEL_NORMAL, EV_RESTORE, "smoke_restore"},
         {1.49, LEVEL_NORMAL, NONE, NULL},
         {1.50, LEVEL_PRE_ALARM, EV_PRE_ALARM, "smoke_prealarm_level"},
         {1.20, LEVEL_PRE_ALARM, NONE, NULL},
         {1.19, LEVEL_NORMAL, EV_RESTORE, "smoke_restore"},
+        {RESET, LEVEL_NORMAL, NONE, NULL}, /* nothing latched: only the reset event */
     };
     run_steps(f, SMOKE, steps, ARRAY_LEN(steps));
     assert_true(st(f, SMOKE)->has_value);
@@ -286,11 +341,16 @@ static void test_heat_levels_and_hysteresis(void **state)
         {57.9, LEVEL_PRE_ALARM, NONE, NULL},
         {58.0, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "heat_alarm_level"},
         {55.0, LEVEL_FIRE_ALARM, NONE, NULL},
-        {54.9, LEVEL_PRE_ALARM, NONE, NULL},
-        {47.0, LEVEL_PRE_ALARM, NONE, NULL},
-        {46.9, LEVEL_NORMAL, EV_RESTORE, "heat_restore"},
+        {20.0, LEVEL_FIRE_ALARM, NONE, NULL},
+        {RESET, LEVEL_NORMAL, EV_RESTORE, "operator_reset"},
+        {49.9, LEVEL_NORMAL, NONE, NULL},
         {71.5, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "heat_alarm_level"},
-        {20.0, LEVEL_NORMAL, EV_RESTORE, "heat_restore"},
+        {RESET, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "heat_alarm_level"},
+        {54.9, LEVEL_FIRE_ALARM, NONE, NULL},
+        {RESET, LEVEL_NORMAL, EV_RESTORE, "operator_reset"},
+        /* the filter still holds 54.9 from before the reset: pre-alarm on the first reading */
+        {47.0, LEVEL_PRE_ALARM, EV_PRE_ALARM, "heat_prealarm_level"},
+        {46.9, LEVEL_NORMAL, EV_RESTORE, "heat_restore"},
     };
     run_steps(f, HEAT, steps, ARRAY_LEN(steps));
 }
@@ -303,8 +363,10 @@ static void test_inexact_decimal_edges(void **state)
     static const struct step steps[] = {
         {2.1, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "smoke_alarm_level"},
         {1.7, LEVEL_FIRE_ALARM, NONE, NULL}, /* 2.1 - 0.4 */
-        {1.69, LEVEL_PRE_ALARM, NONE, NULL},
-        {0.7, LEVEL_PRE_ALARM, NONE, NULL}, /* 1.1 - 0.4 */
+        {RESET, LEVEL_FIRE_ALARM, EV_FIRE_ALARM, "smoke_alarm_level"},
+        {1.69, LEVEL_FIRE_ALARM, NONE, NULL},
+        {RESET, LEVEL_NORMAL, EV_RESTORE, "operator_reset"},
+        {0.7, LEVEL_PRE_ALARM, EV_PRE_ALARM, "smoke_prealarm_level"}, /* 1.1 - 0.4 */
         {0.69, LEVEL_NORMAL, EV_RESTORE, "smoke_restore"},
         {1.1, LEVEL_PRE_ALARM, EV_PRE_ALARM, "smoke_prealarm_level"},
     };
@@ -321,22 +383,23 @@ static void test_straight_to_fire_alarm_then_down(void **state)
     assert_non_null(strstr(f->out.items[0].detail, "alarm level 2.00"));
     assert_string_equal(det_status_word(st(f, SMOKE)), "fire_alarm");
 
-    /* falling through pre-alarm: nothing until normal, and the restore names the fire alarm */
+    /* falling: nothing, the alarm is latched; the reset's restore names the fire alarm */
     assert_int_equal(feed(f, 300, value_reading(SMOKE, 1.5, 0)), 0);
-    assert_int_equal(st(f, SMOKE)->level, LEVEL_PRE_ALARM);
-    assert_int_equal(feed(f, 400, value_reading(SMOKE, 0.2, 0)), 1);
-    assert_int_equal(f->out.items[0].kind, EV_RESTORE);
-    assert_non_null(strstr(f->out.items[0].detail, "from fire_alarm (last pre_alarm)"));
+    assert_int_equal(feed(f, 400, value_reading(SMOKE, 0.2, 0)), 0);
+    assert_int_equal(st(f, SMOKE)->level, LEVEL_FIRE_ALARM);
+    assert_true(st(f, SMOKE)->latched);
+    reset_zone(f, SMOKE, 450);
+    assert_int_equal(count(f, EV_RESTORE, FAULT_NONE, SMOKE), 1);
+    assert_int_equal(f->out.items[0].kind, EV_RESET);
+    assert_string_equal(f->out.items[0].user, "tester");
+    assert_int_equal(f->out.items[0].source, SRC_ZONE);
+    assert_non_null(strstr(f->out.items[1].detail, "back to normal from fire_alarm"));
+    assert_false(st(f, SMOKE)->latched);
 
-    /* a pre-alarm episode names pre-alarm */
+    /* a pre-alarm episode is not latched and names pre-alarm */
     feed(f, 500, value_reading(SMOKE, 1.6, 0));
     assert_int_equal(feed(f, 600, value_reading(SMOKE, 0.2, 0)), 1);
     assert_string_equal(f->out.items[0].detail, "back to normal from pre_alarm");
-
-    /* straight down from fire alarm to normal */
-    feed(f, 700, value_reading(SMOKE, 2.5, 0));
-    assert_int_equal(feed(f, 800, value_reading(SMOKE, 0.0, 0)), 1);
-    assert_string_equal(f->out.items[0].detail, "back to normal from fire_alarm");
 }
 
 static void test_bits_and_values(void **state)
@@ -350,11 +413,19 @@ static void test_bits_and_values(void **state)
     assert_string_equal(f->out.items[0].rule, "detector_alarm_bit");
     assert_false(f->out.items[0].has_level);
     assert_true(f->out.items[0].has_value);
-    /* the bit clears while the value says pre-alarm: step down, no event */
+    /* the bit clears: latched all the same */
     assert_int_equal(feed(f, 200, value_reading(SMOKE, 1.8, 0)), 0);
-    assert_int_equal(st(f, SMOKE)->level, LEVEL_PRE_ALARM);
-    assert_int_equal(feed(f, 300, value_reading(SMOKE, 0.4, 0)), 1);
-    assert_int_equal(f->out.items[0].kind, EV_RESTORE);
+    assert_int_equal(st(f, SMOKE)->level, LEVEL_FIRE_ALARM);
+    /* reset with the bit set again: re-alarm at once, by the bit */
+    feed(f, 250, value_reading(SMOKE, 0.4, alarm));
+    reset_zone(f, SMOKE, 260);
+    assert_int_equal(count(f, EV_FIRE_ALARM, FAULT_NONE, SMOKE), 1);
+    assert_int_equal(f->out.items[0].kind, EV_FIRE_ALARM);
+    assert_string_equal(f->out.items[0].rule, "detector_alarm_bit");
+    assert_non_null(strstr(f->out.items[0].detail, "still in alarm after the reset"));
+    feed(f, 300, value_reading(SMOKE, 0.4, 0));
+    reset_zone(f, SMOKE, 310);
+    assert_int_equal(st(f, SMOKE)->level, LEVEL_NORMAL);
 
     /* pre-alarm bit with an alarm-level value: the higher wins, by the value rule */
     assert_int_equal(feed(f, 400, value_reading(SMOKE, 2.5, pre)), 1);
@@ -363,12 +434,14 @@ static void test_bits_and_values(void **state)
     /* bits come and go: the value's hysteresis state is kept */
     assert_int_equal(feed(f, 500, value_reading(SMOKE, 1.8, alarm)), 0);
     assert_int_equal(feed(f, 600, value_reading(SMOKE, 1.8, 0)), 0);
-    assert_int_equal(st(f, SMOKE)->level, LEVEL_FIRE_ALARM);
-    assert_int_equal(feed(f, 700, value_reading(SMOKE, 1.6, 0)), 0);
-    assert_int_equal(st(f, SMOKE)->level, LEVEL_PRE_ALARM);
+    reset_zone(f, SMOKE, 650); /* 1.8 >= 2.0 - 0.3: the value alone is still fire alarm */
+    assert_int_equal(count(f, EV_FIRE_ALARM, FAULT_NONE, SMOKE), 1);
+    assert_string_equal(f->out.items[0].rule, "smoke_alarm_level");
+    feed(f, 700, value_reading(SMOKE, 0.1, 0));
+    reset_zone(f, SMOKE, 750);
+    assert_int_equal(count(f, EV_RESTORE, FAULT_NONE, SMOKE), 1);
 
     /* pre-alarm bit alone from normal */
-    feed(f, 800, value_reading(SMOKE, 0.1, 0));
     assert_int_equal(feed(f, 900, value_reading(SMOKE, 0.1, pre)), 1);
     assert_int_equal(f->out.items[0].kind, EV_PRE_ALARM);
     assert_string_equal(f->out.items[0].rule, "detector_prealarm_bit");
@@ -401,7 +474,9 @@ static void test_fault_and_maintenance_bits(void **state)
     assert_int_equal(st(f, HEAT)->faults, 0);
     assert_string_equal(det_status_word(st(f, HEAT)), "normal");
 
-    /* a fault never hides a fire alarm */
+    /* a fault never hides a fire alarm (heat: the second reading at the level counts) */
+    assert_int_equal(feed(f, 550, value_reading(HEAT, 60.0, fault)), 1);
+    assert_int_equal(count(f, EV_FAULT, FAULT_DETECTOR_BIT, HEAT), 1);
     feed(f, 600, value_reading(HEAT, 60.0, fault));
     assert_int_equal(count(f, EV_FIRE_ALARM, FAULT_NONE, HEAT), 1);
     assert_string_equal(det_status_word(st(f, HEAT)), "fire_alarm");
@@ -497,10 +572,10 @@ static void test_two_detectors_interleaving(void **state)
         {SMOKE, 1.6, LEVEL_PRE_ALARM, LEVEL_NORMAL, EV_PRE_ALARM},
         {SMOKE2, 2.2, LEVEL_PRE_ALARM, LEVEL_FIRE_ALARM, EV_FIRE_ALARM},
         {SMOKE, 1.3, LEVEL_PRE_ALARM, LEVEL_FIRE_ALARM, NONE},
-        {SMOKE2, 1.8, LEVEL_PRE_ALARM, LEVEL_FIRE_ALARM, NONE},
+        {SMOKE2, 1.0, LEVEL_PRE_ALARM, LEVEL_FIRE_ALARM, NONE},
         {SMOKE, 2.0, LEVEL_FIRE_ALARM, LEVEL_FIRE_ALARM, EV_FIRE_ALARM},
-        {SMOKE2, 1.0, LEVEL_FIRE_ALARM, LEVEL_NORMAL, EV_RESTORE},
-        {SMOKE, 0.0, LEVEL_NORMAL, LEVEL_NORMAL, EV_RESTORE},
+        {SMOKE2, 0.0, LEVEL_FIRE_ALARM, LEVEL_FIRE_ALARM, NONE},
+        {SMOKE, 0.0, LEVEL_FIRE_ALARM, LEVEL_FIRE_ALARM, NONE},
     };
     for (size_t i = 0; i < ARRAY_LEN(steps); i++) {
         size_t n = feed(f, 100 * (int64_t)(i + 1), value_reading(steps[i].det, steps[i].v, 0));
@@ -514,6 +589,12 @@ static void test_two_detectors_interleaving(void **state)
             assert_int_equal(f->out.items[0].detector, steps[i].det);
         }
     }
+    /* a reset of one zone leaves the other zone's alarm alone */
+    reset_zone(f, SMOKE2, 1000);
+    assert_int_equal(count(f, EV_RESTORE, FAULT_NONE, SMOKE2), 1);
+    assert_int_equal(count(f, EV_RESTORE, FAULT_NONE, SMOKE), 0);
+    assert_int_equal(st(f, SMOKE)->level, LEVEL_FIRE_ALARM);
+    assert_int_equal(st(f, SMOKE2)->level, LEVEL_NORMAL);
 }
 
 static void test_device_and_bus_state(void **state)
@@ -744,6 +825,8 @@ static void test_bad_input_and_status_word(void **state)
          "fire_alarm"},
         {{.level = LEVEL_PRE_ALARM, .faults = 1u << FAULT_DETECTOR_BIT}, "pre_alarm"},
         {{.level = LEVEL_NORMAL, .faults = 1u << FAULT_MAINTENANCE, .disabled = true}, "fault"},
+        {{.level = LEVEL_NORMAL, .faults = 1u << FAULT_STUCK, .test_mode = true}, "fault"},
+        {{.level = LEVEL_NORMAL, .disabled = true, .test_mode = true}, "test"},
         {{.level = LEVEL_NORMAL, .disabled = true}, "disabled"},
         {{.level = LEVEL_NORMAL}, "normal"},
     };

@@ -89,7 +89,11 @@ static void test_priority_values(void **state)
     (void)state;
     assert_true(ev_priority(EV_FIRE_ALARM) < ev_priority(EV_PRE_ALARM));
     assert_true(ev_priority(EV_PRE_ALARM) < ev_priority(EV_FAULT));
-    enum ev_kind rest[] = {EV_RESTORE, EV_FAULT_RESTORE, EV_DISABLED, EV_ENABLED, EV_GATEWAY_START};
+    assert_int_equal(ev_priority(EV_FIRE_CONFIRMED), ev_priority(EV_FIRE_ALARM));
+    assert_int_equal(ev_priority(EV_ALARM_PENDING), ev_priority(EV_PRE_ALARM));
+    enum ev_kind rest[] = {EV_RESTORE,       EV_FAULT_RESTORE, EV_DISABLED,     EV_ENABLED,
+                           EV_GATEWAY_START, EV_ACKNOWLEDGED,  EV_SILENCED,     EV_RESET,
+                           EV_TEST_ALARM,    EV_TEST_MODE_ON,  EV_TEST_MODE_OFF};
     for (size_t i = 0; i < ARRAY_LEN(rest); i++)
         assert_true(ev_priority(EV_FAULT) < ev_priority(rest[i]));
 }
@@ -145,16 +149,18 @@ static void test_sort_large_stable(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    static const char *kinds[EV__COUNT] = {"fire_alarm", "pre_alarm",     "fault",
-                                           "restore",    "fault_restore", "disabled",
-                                           "enabled",    "gateway_start"};
+    static const char *kinds[EV__COUNT] = {
+        "fire_alarm",     "pre_alarm",     "fault",        "restore",
+        "fault_restore",  "disabled",      "enabled",      "gateway_start",
+        "fire_confirmed", "alarm_pending", "acknowledged", "silenced",
+        "reset",          "test_alarm",    "test_mode_on", "test_mode_off"};
     for (int k = 0; k < EV__COUNT; k++)
         assert_string_equal(ev_kind_name((enum ev_kind)k), kinds[k]);
     assert_string_equal(ev_kind_name(EV__COUNT), "unknown");
     static const char *faults[FAULT__COUNT] = {
         "none",        "no_response",       "detector_bit",
         "maintenance", "implausible_value", "lifecheck_stopped",
-        "device_down", "bus_down"};
+        "device_down", "bus_down",          "value_stuck"};
     for (int f = 0; f < FAULT__COUNT; f++)
         assert_string_equal(fault_code_name((enum fault_code)f), faults[f]);
     assert_string_equal(fault_code_name(FAULT__COUNT), "unknown");
@@ -162,6 +168,8 @@ static void test_names(void **state)
     assert_string_equal(ev_source_name(SRC_DEVICE), "device");
     assert_string_equal(ev_source_name(SRC_BUS), "bus");
     assert_string_equal(ev_source_name(SRC_GATEWAY), "gateway");
+    assert_string_equal(ev_source_name(SRC_ZONE), "zone");
+    assert_string_equal(ev_source_name(SRC_BUILDING), "building");
 }
 
 static void test_seq_new_file_reserves_block(void **state)

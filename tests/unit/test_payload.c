@@ -217,6 +217,49 @@ static void test_fire_alarm_event_fields(void **state)
     free(text);
 }
 
+/* Zone processes and operator commands name their zone and operator; others send null. */
+static void test_zone_and_user(void **state)
+{
+    (void)state;
+    struct cfg c = make_cfg();
+    struct event ev = detector_event(EV_ACKNOWLEDGED, -1, 30);
+    ev.source = SRC_ZONE;
+    ev.rule = "operator_acknowledge";
+    ev.has_zone = true;
+    ev.zone = 1;
+    strcpy(ev.user, "nguyen.van.an");
+    char *text = payload_event(&c, &ev);
+    cJSON *j = parse_saved("event-acknowledged-zone-user", text);
+    assert_string_equal(get_str(j, "source"), "zone");
+    assert_string_equal(get_str(get(j, "zone"), "id"), c.zones[1].id);
+    assert_string_equal(get_str(j, "user"), "nguyen.van.an");
+    assert_null_member(j, "detector");
+    cJSON_Delete(j);
+    free(text);
+
+    ev = detector_event(EV_FIRE_CONFIRMED, 0, 31);
+    ev.source = SRC_ZONE;
+    ev.has_zone = true;
+    ev.zone = detectors[0].zone;
+    text = payload_event(&c, &ev);
+    j = parse_saved("event-fire_confirmed-zone", text);
+    assert_int_equal((int)get_num(j, "priority"), 0);
+    assert_string_equal(get_str(get(j, "zone"), "id"), c.zones[detectors[0].zone].id);
+    assert_null_member(j, "user");
+    cJSON_Delete(j);
+    free(text);
+
+    ev = detector_event(EV_RESET, -1, 32);
+    ev.source = SRC_BUILDING;
+    text = payload_event(&c, &ev);
+    j = parse_saved("event-reset-building", text);
+    assert_string_equal(get_str(j, "source"), "building");
+    assert_null_member(j, "zone");
+    assert_null_member(j, "user");
+    cJSON_Delete(j);
+    free(text);
+}
+
 static void test_test_event_is_not_real(void **state)
 {
     (void)state;
@@ -253,6 +296,14 @@ static void test_every_kind_and_source(void **state)
         [EV_DISABLED] = "disabled",
         [EV_ENABLED] = "enabled",
         [EV_GATEWAY_START] = "gateway_start",
+        [EV_FIRE_CONFIRMED] = "fire_confirmed",
+        [EV_ALARM_PENDING] = "alarm_pending",
+        [EV_ACKNOWLEDGED] = "acknowledged",
+        [EV_SILENCED] = "silenced",
+        [EV_RESET] = "reset",
+        [EV_TEST_ALARM] = "test_alarm",
+        [EV_TEST_MODE_ON] = "test_mode_on",
+        [EV_TEST_MODE_OFF] = "test_mode_off",
     };
     static const struct {
         enum ev_source src;
@@ -278,6 +329,7 @@ static void test_every_kind_and_source(void **state)
             ev.bus = sources[s].bus;
             ev.fault = faulty ? sources[s].fault : FAULT_NONE;
             ev.rule = "test_rule";
+            ev.test = k == EV_TEST_ALARM;
             /* half of them carry a reading, so both shapes reach the schema check */
             if (sources[s].det >= 0 && (k % 2 == 0)) {
                 ev.has_value = true;
@@ -631,6 +683,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fire_alarm_event_fields),
+        cmocka_unit_test(test_zone_and_user),
         cmocka_unit_test(test_test_event_is_not_real),
         cmocka_unit_test(test_every_kind_and_source),
         cmocka_unit_test(test_fault_names_are_the_public_ones),
