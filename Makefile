@@ -3,12 +3,9 @@
 #   make          build the gateway and the simulator
 #   make demo     run the gateway against the simulated building (installs what is missing)
 #   make test     unit tests, the same under ASan+UBSan, integration tests
-#   make bench    benchmarks (not part of test)
 #
-# Variables: CROSS (toolchain prefix), CC, PREFIX, DESTDIR, BUILD, SAN=1 (sanitizers).
+# Variables: CROSS (toolchain prefix), CC, BUILD, SAN=1 (sanitizers).
 
-PREFIX ?= /usr/local
-DESTDIR ?=
 CROSS ?=
 ifneq ($(CROSS),)
 CC := $(CROSS)-gcc
@@ -73,8 +70,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_NAMES := $(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS))
 UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_NAMES))
 
-.PHONY: all deps demo test test-unit test-san test-integration bench install uninstall clean \
-	format lint check-config
+.PHONY: all deps demo test test-unit unit-bins clean format lint check-config
 
 all: $(BUILD)/firegw $(BUILD)/firegw-sim
 
@@ -95,7 +91,8 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*)) $$(TX
 
 # Packages a fresh Debian 12 machine needs; apt-get runs only for missing ones.
 DEB_PKGS := gcc make pkg-config libc6-dev libmodbus-dev libpaho-mqtt-dev libcjson-dev \
-	libcmocka-dev mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jsonschema
+	libcmocka-dev mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jsonschema \
+	cppcheck clang-format
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
@@ -126,9 +123,6 @@ demo: deps
 
 check-config: all
 	$(BUILD)/firegw --check-config config/tayho-apartment.conf
-
-bench: deps
-	@echo "No benchmarks yet: they come with the performance work (make bench will print tables)."
 
 format:
 	clang-format -i gateway/*.[ch] sensors/sim/*.[ch] tests/unit/*.[ch]

@@ -27,7 +27,7 @@ struct bus_msg {
     size_t device; /* DEVICE_STATE and SAMPLE */
     bool up;       /* DEVICE_STATE and BUS_STATE */
     struct ev_time t;
-    char why[200]; /* for down: the library's message and what was tried */
+    char why[200];               /* for down: the library's message and what was tried */
     struct device_sample sample; /* SAMPLE only */
 };
 

@@ -63,7 +63,7 @@ static const struct opt options[] = {
     {"site", "longitude", T_NUM, 0, -180, 180, NULL, NULL, "0", NULL, "WGS84 longitude, degrees"},
 
     {"gateway", "state_dir", T_TEXT, 0, 1, 4096, NULL, NULL, "/var/lib/firegw", NULL,
-     "directory for the event log and sequence numbers"},
+     "directory for sequence numbers, the lock and the control socket (relative: to this file)"},
     {"gateway", "profile_dir", T_TEXT, F_REPEAT, 1, 4096, NULL, NULL, NULL,
      "`<config dir>/profiles`, `/etc/firegw/profiles`, `/usr/share/firegw/profiles` (missing "
      "ones skipped)",
@@ -801,7 +801,8 @@ static void build_site_gateway(struct ctx *c, struct cfg *cfg)
 
     const struct sec *gw = find_sec(c, "gateway", NULL);
     struct cfg_gateway *g = &cfg->gateway;
-    g->state_dir = xstrdup(get_str(gw, "state_dir"));
+    /* Relative paths in the file are relative to the file, like profile_dir. */
+    g->state_dir = join_dir(c->dir, get_str(gw, "state_dir"));
     g->log_level = xstrdup(get_str(gw, "log_level"));
     g->heartbeat_ms = get_ms(gw, "heartbeat");
     bool any = false;

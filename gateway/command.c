@@ -96,8 +96,9 @@ int command_execute(struct engine *e, const struct cfg *cfg, const char *line, c
     strlcpy_fg(buf, line, sizeof(buf));
     size_t n = split(buf, w);
     if (n == 0 || n > MAX_WORDS) {
-        snprintf(reply, replylen, "error: expected a command: acknowledge, silence, reset, "
-                                  "disable, enable, test or status");
+        snprintf(reply, replylen,
+                 "error: expected a command: acknowledge, silence, reset, "
+                 "disable, enable, test or status");
         return -1;
     }
     struct engine_op op = {.user = user, .now = now};
@@ -126,8 +127,8 @@ int command_execute(struct engine *e, const struct cfg *cfg, const char *line, c
     } else if (strcmp(verb, "disable") == 0) {
         int64_t ms;
         used = parse_target(w + 1, n - 1, false, &op, reply, replylen);
-        if (used < 0 || parse_period((size_t)used + 1 < n ? w[used + 1] : NULL, &ms, reply,
-                                     replylen) < 0)
+        if (used < 0 ||
+            parse_period((size_t)used + 1 < n ? w[used + 1] : NULL, &ms, reply, replylen) < 0)
             return -1;
         if ((size_t)used + 2 != n)
             goto extra;
@@ -135,23 +136,24 @@ int command_execute(struct engine *e, const struct cfg *cfg, const char *line, c
     } else if (strcmp(verb, "test") == 0) {
         bool on = n > 1 && strcmp(w[1], "on") == 0;
         if (n < 2 || (!on && strcmp(w[1], "off") != 0)) {
-            snprintf(reply, replylen, "error: expected \"test on TARGET PERIOD\" or "
-                                      "\"test off TARGET\"");
+            snprintf(reply, replylen,
+                     "error: expected \"test on TARGET PERIOD\" or "
+                     "\"test off TARGET\"");
             return -1;
         }
         used = parse_target(w + 2, n - 2, false, &op, reply, replylen);
         if (used < 0)
             return -1;
         int64_t ms = 0;
-        if (on && parse_period((size_t)used + 2 < n ? w[used + 2] : NULL, &ms, reply,
-                               replylen) < 0)
+        if (on && parse_period((size_t)used + 2 < n ? w[used + 2] : NULL, &ms, reply, replylen) < 0)
             return -1;
         if ((size_t)used + 2 + (on ? 1 : 0) != n)
             goto extra;
         rc = engine_test_mode(e, &op, on, now.mono_ms + ms, out, err, sizeof(err));
     } else {
-        snprintf(reply, replylen, "error: unknown command \"%s\" (acknowledge, silence, reset, "
-                                  "disable, enable, test, status)",
+        snprintf(reply, replylen,
+                 "error: unknown command \"%s\" (acknowledge, silence, reset, "
+                 "disable, enable, test, status)",
                  verb);
         return -1;
     }

@@ -186,8 +186,9 @@ int control_request(const char *path, const char *line, char *reply, size_t repl
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        snprintf(err, errlen, "cannot reach the gateway at %s: %s (is firegw running, and may "
-                              "you use its control socket?)",
+        snprintf(err, errlen,
+                 "cannot reach the gateway at %s: %s (is firegw running, and may "
+                 "you use its control socket?)",
                  path, strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -256,9 +256,9 @@ static int read_seq_file(const char *path, uint64_t *out, bool *exists, char *er
     *exists = true;
 
     if (len == sizeof(buf) - 1) {
-        snprintf(err, errlen, "event sequence file %s is corrupt (longer than %d bytes); %s", path,
-                 SEQ_FILE_MAX, advice);
-        return -1;
+        snprintf(err, errlen, "event sequence file %s is corrupt (longer than %d bytes)", path,
+                 SEQ_FILE_MAX);
+        return -2;
     }
     if (len > 0 && buf[len - 1] == '\n')
         buf[--len] = '\0';
@@ -269,13 +269,26 @@ static int read_seq_file(const char *path, uint64_t *out, bool *exists, char *er
     unsigned long long v = digits ? strtoull(buf, NULL, 10) : 0;
     if (!digits || errno || v == 0 || v > UINT64_MAX - 2 * (uint64_t)SEQ_BLOCK) {
         snprintf(err, errlen,
-                 "event sequence file %s is corrupt (%s, expected one number from 1 to %llu); %s",
-                 path, len == 0 ? "it is empty" : "it does not hold a valid number",
-                 (unsigned long long)(UINT64_MAX - 2 * (uint64_t)SEQ_BLOCK), advice);
-        return -1;
+                 "event sequence file %s is corrupt (%s, expected one number from 1 to %llu)", path,
+                 len == 0 ? "it is empty" : "it does not hold a valid number",
+                 (unsigned long long)(UINT64_MAX - 2 * (uint64_t)SEQ_BLOCK));
+        return -2;
     }
     *out = v;
     return 0;
+}
+
+/*
+ * A number no earlier run can have reached: microseconds of wall time. Used
+ * only when the file is lost, so that alarms keep flowing with numbers that
+ * cannot repeat (a receiver sees a jump, never a reuse). Stays below 2^53,
+ * which JSON consumers hold exactly, until the 23rd century.
+ */
+static uint64_t recovery_floor(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 int event_seq_open(struct event_seq *s, const char *path, char *err, size_t errlen)
@@ -283,8 +296,25 @@ int event_seq_open(struct event_seq *s, const char *path, char *err, size_t errl
     memset(s, 0, sizeof(*s));
     uint64_t next;
     bool exists;
-    if (read_seq_file(path, &next, &exists, err, errlen) < 0)
+    int rc = read_seq_file(path, &next, &exists, err, errlen);
+    if (rc == -1)
         return -1;
+    if (rc == -2) {
+        /* Keep the bad file for whoever investigates; never block alarms on it. */
+        char *aside = xasprintf("%s.corrupt", path);
+        bool kept = rename(path, aside) == 0;
+        next = recovery_floor();
+        size_t len = strlen(err);
+        snprintf(err + len, errlen > len ? errlen - len : 0,
+                 "; %s; numbering restarts at %llu so that no number can repeat",
+                 kept ? "kept it as " : "could not keep a copy", (unsigned long long)next);
+        if (kept) {
+            len = strlen(err);
+            snprintf(err + len, errlen > len ? errlen - len : 0, " (copy: %s)", aside);
+        }
+        free(aside);
+        exists = false;
+    }
     /* reserve before handing anything out, so a crash right after open cannot reuse numbers */
     if (write_seq_file(path, next + SEQ_BLOCK) < 0) {
         snprintf(err, errlen,
@@ -296,7 +326,7 @@ int event_seq_open(struct event_seq *s, const char *path, char *err, size_t errl
     s->path = xstrdup(path);
     s->next = next;
     s->reserved_until = next + SEQ_BLOCK;
-    return 0;
+    return rc == -2 ? 1 : 0;
 }
 
 uint64_t event_seq_next(struct event_seq *s)
@@ -305,17 +335,35 @@ uint64_t event_seq_next(struct event_seq *s)
         errno = EINVAL;
         return 0;
     }
+    if (s->next == UINT64_MAX) {
+        errno = EOVERFLOW;
+        return 0;
+    }
+    s->unsaved = false;
     if (s->next >= s->reserved_until) {
-        if (s->next > UINT64_MAX - SEQ_BLOCK) {
-            errno = EOVERFLOW;
-            return 0;
-        }
-        /* on failure nothing is handed out: a number not on disk could repeat after a crash */
-        if (write_seq_file(s->path, s->next + SEQ_BLOCK) < 0)
-            return 0;
-        s->reserved_until = s->next + SEQ_BLOCK;
+        /*
+         * The block on disk is used up and a new one cannot be saved (disk
+         * full, read-only): number on anyway. An alarm without a number is
+         * worse than a number that might repeat after a crash on a broken disk.
+         */
+        if (s->next <= UINT64_MAX - SEQ_BLOCK && write_seq_file(s->path, s->next + SEQ_BLOCK) == 0)
+            s->reserved_until = s->next + SEQ_BLOCK;
+        else
+            s->unsaved = true;
     }
     return s->next++;
+}
+
+int event_seq_reserve_ahead(struct event_seq *s)
+{
+    if (!s || !s->path || s->next > UINT64_MAX - 2 * (uint64_t)SEQ_BLOCK)
+        return 0;
+    if (s->reserved_until - s->next >= SEQ_BLOCK / 5)
+        return 0;
+    if (write_seq_file(s->path, s->next + SEQ_BLOCK) < 0)
+        return -1;
+    s->reserved_until = s->next + SEQ_BLOCK;
+    return 0;
 }
 
 void event_seq_close(struct event_seq *s)
@@ -382,5 +430,5 @@ int event_stamp(struct event *ev, struct event_seq *s)
         p += sprintf(p, "%02x", u[i]);
     }
     errno = saved;
-    return ev->seq ? 0 : -1;
+    return ev->seq && !s->unsaved ? 0 : -1;
 }

@@ -99,15 +99,33 @@ struct event_seq {
     char *path;
     uint64_t next;
     uint64_t reserved_until; /* numbers below this are reserved on disk */
+    bool unsaved;            /* the last number handed out was not reserved on disk */
 };
 
-/* Open or create the sequence file at path. 0, or -1 with err. */
+/*
+ * Open or create the sequence file at path. 0; 1 when the file was corrupt
+ * and numbering restarted from the clock (err says so, the bad file is kept
+ * as path.corrupt); -1 with err when the file cannot be read or written.
+ */
 int event_seq_open(struct event_seq *s, const char *path, char *err, size_t errlen);
-/* The next number; 0 and errno on failure to reserve a new block on disk. */
+/*
+ * The next number. Never fails for lack of disk: when a new block cannot be
+ * saved it numbers on and sets s->unsaved (errno tells why). 0 only for a
+ * closed sequence or at the end of the number space.
+ */
 uint64_t event_seq_next(struct event_seq *s);
+/*
+ * Save the next block early (when a fifth of the current one is left), so
+ * the write and its fsync happen while idle, not while an alarm is waiting.
+ * 0, or -1 with errno.
+ */
+int event_seq_reserve_ahead(struct event_seq *s);
 void event_seq_close(struct event_seq *s);
 
-/* Give ev its sequence number and a fresh random UUID v4 as id. 0 or -1. */
+/*
+ * Give ev its sequence number and a fresh random UUID v4 as id. 0, or -1 when
+ * the number could not be saved durably (ev->seq is still set when nonzero).
+ */
 int event_stamp(struct event *ev, struct event_seq *s);
 
 #endif

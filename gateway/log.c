@@ -30,8 +30,11 @@ int log_level_parse(const char *s, enum log_level *out)
     static const struct {
         const char *name;
         enum log_level lvl;
-    } names[] = {{"error", LOG_LVL_ERR},   {"warning", LOG_LVL_WARN}, {"notice", LOG_LVL_NOTICE},
-                 {"info", LOG_LVL_INFO},   {"debug", LOG_LVL_DEBUG}};
+    } names[] = {{"error", LOG_LVL_ERR},
+                 {"warning", LOG_LVL_WARN},
+                 {"notice", LOG_LVL_NOTICE},
+                 {"info", LOG_LVL_INFO},
+                 {"debug", LOG_LVL_DEBUG}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strcasecmp(s, names[i].name) == 0) {
             *out = names[i].lvl;

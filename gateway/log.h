@@ -8,7 +8,13 @@
 
 #include <stdint.h>
 
-enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_NOTICE = 5, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
+enum log_level {
+    LOG_LVL_ERR = 3,
+    LOG_LVL_WARN = 4,
+    LOG_LVL_NOTICE = 5,
+    LOG_LVL_INFO = 6,
+    LOG_LVL_DEBUG = 7
+};
 
 /* Messages above this level are dropped. Default LOG_LVL_INFO. */
 void log_set_level(enum log_level lvl);

@@ -72,11 +72,13 @@ struct gateway {
     struct bus_poller **pollers;
     struct uplink **uplinks;
     struct published *published; /* nuplinks x ndetectors */
-    bool *answered; /* per detector: has answered at least once */
-    unsigned *seen_connects; /* per uplink: uplink_connections when states were last sent */
+    bool *answered;              /* per detector: has answered at least once */
+    unsigned *seen_connects;     /* per uplink: uplink_connections when states were last sent */
     bool *bus_up;
     int lock_fd; /* held for the life of the process */
     struct event_seq seq;
+    struct log_limit seq_limit;
+    char seq_recovered[320]; /* why numbering restarted, for the start event */
     bool seq_open;
     uint64_t last_seq;
     int64_t started_wall;
@@ -186,8 +188,8 @@ static int check_config(const struct options *o)
     }
     printf("%s: configuration OK: building \"%s\", %zu buses, %zu devices, %zu zones, "
            "%zu detectors, %zu profiles, %zu uplinks\n",
-           o->check_config, cfg->site.id, cfg->nbuses, cfg->ndevices, cfg->nzones,
-           cfg->ndetectors, cfg->profiles.count, cfg->nuplinks);
+           o->check_config, cfg->site.id, cfg->nbuses, cfg->ndevices, cfg->nzones, cfg->ndetectors,
+           cfg->profiles.count, cfg->nuplinks);
     cfg_free(cfg);
     return 0;
 }
@@ -279,9 +281,9 @@ static void log_event(const struct cfg *cfg, const struct event *ev)
         lvl = LOG_LVL_WARN;
     if (ev->detector >= 0) {
         const struct cfg_detector *d = &cfg->detectors[ev->detector];
-        snprintf(where, sizeof(where), " (%s, floor %d, zone %s%s%s)",
-                 detector_type_name(d->type), d->floor, cfg->zones[d->zone].id,
-                 d->location && *d->location ? ", " : "", d->location ? d->location : "");
+        snprintf(where, sizeof(where), " (%s, floor %d, zone %s%s%s)", detector_type_name(d->type),
+                 d->floor, cfg->zones[d->zone].id, d->location && *d->location ? ", " : "",
+                 d->location ? d->location : "");
         if (ev->has_value && ev->has_level)
             snprintf(value, sizeof(value), " %.2f %s, level %.2f", ev->value,
                      detector_unit(d->type), ev->level);
@@ -357,10 +359,12 @@ static void dispatch(struct gateway *gw)
     for (size_t i = 0; i < l->count; i++) {
         struct event *ev = &l->items[i];
         if (event_stamp(ev, &gw->seq) < 0)
-            log_err("cannot reserve event sequence numbers in %s: %s; events keep flowing "
-                    "with the numbers already reserved",
-                    gw->seq.path, strerror(errno));
-        gw->last_seq = ev->seq;
+            log_limited(&gw->seq_limit, mono_ms(), LOG_LVL_ERR,
+                        "event sequence numbers cannot be saved in %s: %s; events keep their "
+                        "numbers, which may repeat if the gateway crashes before this is fixed",
+                        gw->seq.path, strerror(errno));
+        if (ev->seq > gw->last_seq)
+            gw->last_seq = ev->seq;
         log_event(gw->cfg, ev);
         char *json = payload_event(gw->cfg, ev);
         for (size_t up = 0; up < gw->cfg->nuplinks; up++)
@@ -397,12 +401,11 @@ static void handle_msg(struct gateway *gw, struct bus_msg *m)
 }
 
 /* A command from the local control socket: applied and its events sent at once. */
-static void on_control(void *arg, const char *line, const char *user, char *reply,
-                       size_t replylen)
+static void on_control(void *arg, const char *line, const char *user, char *reply, size_t replylen)
 {
     struct gateway *gw = arg;
-    int rc = command_execute(gw->engine, gw->cfg, line, user, now_both(), &gw->events, reply,
-                             replylen);
+    int rc =
+        command_execute(gw->engine, gw->cfg, line, user, now_both(), &gw->events, reply, replylen);
     if (strncmp(line, "status", 6) != 0)
         log_notice("control: %s by %s: %s", line, user, rc == 0 ? "done" : reply);
     dispatch(gw);
@@ -456,6 +459,10 @@ static int run(struct gateway *gw)
         engine_tick(gw->engine, now, &gw->events);
         dispatch(gw);
         control_poll(gw->control, on_control, gw);
+        if (event_seq_reserve_ahead(&gw->seq) < 0)
+            log_limited(&gw->seq_limit, now.mono_ms, LOG_LVL_ERR,
+                        "cannot save event sequence numbers in %s: %s", gw->seq.path,
+                        strerror(errno));
         for (size_t i = 0; i < gw->cfg->nuplinks; i++)
             uplink_tick(gw->uplinks[i], now.mono_ms);
         send_heartbeats(gw, now.mono_ms);
@@ -534,14 +541,17 @@ static int gateway_start(struct gateway *gw, const struct options *o)
         log_err("%s", err);
         return -1;
     }
+    if (rc == 1) {
+        log_err("%s", err);
+        strlcpy_fg(gw->seq_recovered, err, sizeof(gw->seq_recovered));
+    }
     gw->seq_open = true;
 
     struct ev_time now = now_both();
     gw->started_wall = now.wall_ms;
     gw->started_mono = now.mono_ms;
     gw->engine = engine_new(gw->cfg, now);
-    gw->published =
-        xcalloc(gw->cfg->ndetectors * gw->cfg->nuplinks, sizeof(*gw->published));
+    gw->published = xcalloc(gw->cfg->ndetectors * gw->cfg->nuplinks, sizeof(*gw->published));
     gw->seen_connects = xcalloc(gw->cfg->nuplinks, sizeof(unsigned));
     gw->answered = xcalloc(gw->cfg->ndetectors, sizeof(bool));
     gw->bus_up = xcalloc(gw->cfg->nbuses, sizeof(bool));
@@ -564,12 +574,12 @@ static int gateway_start(struct gateway *gw, const struct options *o)
                           .bus = -1,
                           .rule = "gateway_start",
                           .t = now};
-    snprintf(start.detail, sizeof(start.detail), "firegw %s started: %zu buses, %zu detectors",
-             FIREGW_VERSION, gw->cfg->nbuses, gw->cfg->ndetectors);
+    snprintf(start.detail, sizeof(start.detail), "firegw %s started: %zu buses, %zu detectors%s",
+             FIREGW_VERSION, gw->cfg->nbuses, gw->cfg->ndetectors,
+             gw->seq_recovered[0] ? "; event sequence file was corrupt, numbering restarted" : "");
     evlist_push(&gw->events, &start);
 
-    char *control_path =
-        o->control ? xstrdup(o->control) : xasprintf("%s/control.sock", state_dir);
+    char *control_path = o->control ? xstrdup(o->control) : xasprintf("%s/control.sock", state_dir);
     gw->control = control_open(control_path, err, sizeof(err));
     free(control_path);
     if (!gw->control) {
@@ -591,21 +601,20 @@ static int gateway_start(struct gateway *gw, const struct options *o)
 
 static void ctl_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: firegw ctl [--state-dir DIR | --control PATH] COMMAND...\n"
-            "\n"
-            "Sends one command to the running gateway through its control socket\n"
-            "(default /var/lib/firegw/control.sock). Commands:\n"
-            "  status                                  building and zone summary\n"
-            "  acknowledge all|zone ID|detector ID     someone has seen the alarm\n"
-            "  silence     all|zone ID|detector ID     stop the sounders; the alarm stays\n"
-            "  reset       all|zone ID|detector ID     clear latched alarms\n"
-            "  disable     zone ID|detector ID PERIOD  e.g. disable detector F3-LIFT 2h\n"
-            "  enable      zone ID|detector ID\n"
-            "  test on     zone ID|detector ID PERIOD  walk test: alarms become test events\n"
-            "  test off    zone ID|detector ID\n"
-            "Who may send commands is decided by the socket's permissions; the user is\n"
-            "recorded with every event a command causes.\n");
+    fprintf(out, "Usage: firegw ctl [--state-dir DIR | --control PATH] COMMAND...\n"
+                 "\n"
+                 "Sends one command to the running gateway through its control socket\n"
+                 "(default /var/lib/firegw/control.sock). Commands:\n"
+                 "  status                                  building and zone summary\n"
+                 "  acknowledge all|zone ID|detector ID     someone has seen the alarm\n"
+                 "  silence     all|zone ID|detector ID     stop the sounders; the alarm stays\n"
+                 "  reset       all|zone ID|detector ID     clear latched alarms\n"
+                 "  disable     zone ID|detector ID PERIOD  e.g. disable detector F3-LIFT 2h\n"
+                 "  enable      zone ID|detector ID\n"
+                 "  test on     zone ID|detector ID PERIOD  walk test: alarms become test events\n"
+                 "  test off    zone ID|detector ID\n"
+                 "Who may send commands is decided by the socket's permissions; the user is\n"
+                 "recorded with every event a command causes.\n");
 }
 
 static int ctl_main(int argc, char **argv)
@@ -671,8 +680,9 @@ int main(int argc, char **argv)
     if (o.log_level) {
         enum log_level lvl;
         if (log_level_parse(o.log_level, &lvl) < 0) {
-            fprintf(stderr, "firegw: unknown log level \"%s\" (error, warning, notice, info, "
-                            "debug)\n",
+            fprintf(stderr,
+                    "firegw: unknown log level \"%s\" (error, warning, notice, info, "
+                    "debug)\n",
                     o.log_level);
             return 2;
         }
@@ -702,8 +712,8 @@ int main(int argc, char **argv)
 
     log_notice("firegw %s starting: building \"%s\" (%s), %zu buses, %zu devices, %zu detectors, "
                "%zu uplinks",
-               FIREGW_VERSION, gw.cfg->site.id, gw.cfg->site.name, gw.cfg->nbuses,
-               gw.cfg->ndevices, gw.cfg->ndetectors, gw.cfg->nuplinks);
+               FIREGW_VERSION, gw.cfg->site.id, gw.cfg->site.name, gw.cfg->nbuses, gw.cfg->ndevices,
+               gw.cfg->ndetectors, gw.cfg->nuplinks);
     if (gateway_start(&gw, &o) == 0) {
         rc = run(&gw);
         log_notice("firegw stopping");

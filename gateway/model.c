@@ -51,10 +51,14 @@ const char *profile_kind_name(enum profile_kind k)
 const char *point_role_name(enum point_role r)
 {
     static const char *names[ROLE__COUNT] = {
-        [ROLE_VALUE] = "value",       [ROLE_ALARM] = "alarm",
-        [ROLE_PREALARM] = "prealarm", [ROLE_FAULT] = "fault",
-        [ROLE_MAINTENANCE] = "maintenance", [ROLE_DISABLED] = "disabled",
-        [ROLE_LIFECHECK] = "lifecheck", [ROLE_INFO] = "info",
+        [ROLE_VALUE] = "value",
+        [ROLE_ALARM] = "alarm",
+        [ROLE_PREALARM] = "prealarm",
+        [ROLE_FAULT] = "fault",
+        [ROLE_MAINTENANCE] = "maintenance",
+        [ROLE_DISABLED] = "disabled",
+        [ROLE_LIFECHECK] = "lifecheck",
+        [ROLE_INFO] = "info",
     };
     return (unsigned)r < ROLE__COUNT ? names[r] : "unknown";
 }

@@ -460,7 +460,8 @@ int profile_set_load_dir(struct profile_set *set, const char *dir, char *err, si
     }
     closedir(d);
     /* Sorted, so the load order (and the error order) does not depend on the file system. */
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         char *path = xasprintf("%s/%s", dir, names[i]);

@@ -65,9 +65,9 @@ struct profile_point {
     int bit;               /* RT_BIT: 0..15 */
     double scale;          /* engineering = raw * scale + offset */
     double offset;
-    bool has_range;        /* plausible range in engineering units */
+    bool has_range; /* plausible range in engineering units */
     double min, max;
-    char unit[16];         /* "%/m", "degC", "" */
+    char unit[16]; /* "%/m", "degC", "" */
     bool per_channel;
 };
 
@@ -110,7 +110,8 @@ void profile_set_free(struct profile_set *set);
 /* The point with the given role, or NULL. */
 const struct profile_point *profile_point_by_role(const struct profile *p, enum point_role role);
 /* Register address of a point for a channel (1-based). */
-uint16_t profile_point_address(const struct profile *p, const struct profile_point *pt, int channel);
+uint16_t profile_point_address(const struct profile *p, const struct profile_point *pt,
+                               int channel);
 /* Number of registers a point of this type occupies (1 or 2). */
 int reg_type_width(enum reg_type t);
 

@@ -21,11 +21,11 @@ struct ev_time {
 
 /* One detector's decoded reading. */
 struct reading {
-    size_t detector;   /* index into cfg.detectors */
-    bool has_value;    /* the profile has a ROLE_VALUE point */
-    bool value_ok;     /* decoded and plausible */
-    double value;      /* engineering units, valid when value_ok */
-    char value_err[96]; /* why not value_ok, e.g. "obscuration 655.35 %/m outside 0..20" */
+    size_t detector;       /* index into cfg.detectors */
+    bool has_value;        /* the profile has a ROLE_VALUE point */
+    bool value_ok;         /* decoded and plausible */
+    double value;          /* engineering units, valid when value_ok */
+    char value_err[96];    /* why not value_ok, e.g. "obscuration 655.35 %/m outside 0..20" */
     unsigned bits_present; /* ROLE_BIT(role) for each status bit the profile has */
     unsigned bits;         /* ROLE_BIT(role) for each status bit that is set */
 };

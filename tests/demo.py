@@ -26,11 +26,18 @@ import paho.mqtt.client as mqtt  # noqa: E402
 CONFIG = os.path.join(ROOT, "config", "tayho-apartment.conf")
 SCENARIO = os.path.join(ROOT, "sensors", "scenarios", "demo.scn")
 
-COLOURS = {"fire_alarm": "1;41;97", "pre_alarm": "1;33", "fault": "35", "restore": "32",
-           "fault_restore": "32", "disabled": "36", "enabled": "36", "gateway_start": "34"}
-TITLES = {"fire_alarm": "FIRE ALARM", "pre_alarm": "PRE-ALARM", "fault": "FAULT",
+COLOURS = {"fire_alarm": "1;41;97", "fire_confirmed": "1;41;97", "pre_alarm": "1;33",
+           "alarm_pending": "1;33", "fault": "35", "restore": "32", "fault_restore": "32",
+           "disabled": "36", "enabled": "36", "gateway_start": "34", "acknowledged": "36",
+           "silenced": "36", "reset": "32", "test_alarm": "34", "operator": "1;36"}
+TITLES = {"fire_alarm": "FIRE ALARM", "fire_confirmed": "FIRE CONFIRMED",
+          "pre_alarm": "PRE-ALARM", "alarm_pending": "ALARM HELD", "fault": "FAULT",
           "restore": "RESTORED", "fault_restore": "FAULT CLEARED", "disabled": "DISABLED",
-          "enabled": "ENABLED", "gateway_start": "GATEWAY START"}
+          "enabled": "ENABLED", "gateway_start": "GATEWAY START", "acknowledged": "ACKNOWLEDGED",
+          "silenced": "SILENCED", "reset": "RESET", "test_alarm": "TEST ALARM",
+          "test_mode_on": "TEST MODE ON", "test_mode_off": "TEST MODE OFF"}
+# What a building manager does during the demo, in seconds from its start.
+OPERATOR = [(75, "acknowledge all"), (80, "silence all"), (100, "reset all")]
 
 
 def paint(text, kind, tty):
@@ -60,6 +67,8 @@ def describe(ev):
         zone = det.get("zone") or {}
         who = (f"{det['id']:<8} {det['type']:<10} floor {det['floor']:>2}  "
                f"{zone.get('name', '')} - {det.get('location', '')}")
+    elif ev.get("zone"):
+        who = f"zone {ev['zone']['id']} ({ev['zone'].get('name', '')})"
     elif ev.get("device"):
         who = f"device {ev['device']['id']} (unit {ev['device']['unit']})"
     elif ev.get("bus"):
@@ -73,6 +82,8 @@ def describe(ev):
             what += f" (level {ev['level']['value']:g})"
     if ev.get("fault"):
         what += f"  [{ev['fault']}]"
+    if ev.get("user") and ev["user"] not in who:
+        what += f"  by {ev['user']}"
     return ts, title, who, what, kind
 
 
@@ -87,7 +98,7 @@ def main():
     tty = sys.stdout.isatty()
     duration = args.duration
     if duration is None and (not sys.stdin.isatty() or os.environ.get("CI")):
-        duration = 150.0
+        duration = 115.0
 
     workdir = tempfile.mkdtemp(prefix="firegw-demo-")
     started = []
@@ -108,7 +119,7 @@ def main():
                 "uplink.owner.host=127.0.0.1", f"uplink.owner.port={broker.port}"]
         sim = Simulator(workdir, CONFIG, sets, scenario=SCENARIO).start()
         started.append(sim.stop)
-        gw = Gateway(workdir, CONFIG, sets + [f"gateway.state_dir={workdir}/state"])
+        gw = Gateway(workdir, CONFIG, sets, state_dir=f"{workdir}/state")
         gw.argv[gw.argv.index("debug")] = "notice"
         gw.start()
         started.append(gw.stop)
@@ -119,6 +130,7 @@ def main():
         print("Times are Hanoi local time (UTC+7).")
         print(f"Watch raw MQTT yourself: mosquitto_sub -h 127.0.0.1 -p {broker.port} "
               f"-t 'firegw/#' -v")
+        print(f"The manager's console: build/firegw ctl --state-dir {workdir}/state status")
         print("Press Ctrl-C to stop.\n" if duration is None else
               f"Stopping by itself after {duration:.0f} s.\n")
 
@@ -143,7 +155,13 @@ def main():
         started.append(client.loop_stop)
 
         t0 = time.monotonic()
+        todo = list(OPERATOR)
         while not stopping["flag"]:
+            if todo and time.monotonic() - t0 >= todo[0][0]:
+                command = todo.pop(0)[1]
+                print(f"{'':12}  {paint('OPERATOR', 'operator', tty):<14}  "
+                      f"firegw ctl {command}", flush=True)
+                gw.ctl(command, expect_ok=False)
             if duration is not None and time.monotonic() - t0 >= duration:
                 break
             if not gw.proc.alive():

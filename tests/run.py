@@ -86,6 +86,27 @@ def run_schemas(payload_dir, tally):
         print(f"FAIL schemas\n{out}")
 
 
+LINT = [
+    ("cppcheck", ["cppcheck", "--quiet", "--error-exitcode=1",
+                  "--enable=warning,performance,portability", "--inline-suppr",
+                  "-D_GNU_SOURCE", "-Igateway", "gateway", "sensors/sim"]),
+    ("clang-format", ["sh", "-c", "clang-format --dry-run --Werror gateway/*.[ch] "
+                      "sensors/sim/*.[ch] tests/unit/*.c"]),
+]
+
+
+def run_lint(tally):
+    for name, argv in LINT:
+        proc = subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=600, stdin=subprocess.DEVNULL)
+        if proc.returncode == 0:
+            tally.ok()
+            print(f"ok   lint {name}")
+        else:
+            tally.fail(f"lint {name}")
+            print(f"FAIL lint {name}\n{proc.stdout.decode(errors='replace')[-4000:]}")
+
+
 class CountingResult(unittest.TextTestResult):
     pass
 
@@ -125,6 +146,7 @@ def main():
             if args.san_build:
                 run_unit(args.san_build, tally, "unit+asan+ubsan", payload_dir)
             run_schemas(payload_dir, tally)
+            run_lint(tally)
     if not args.unit_only:
         run_integration(args.san_build or args.build, tally, args.pattern)
     took = time.monotonic() - start

@@ -649,7 +649,6 @@ static void test_start_errors(void **state)
     bus_msg_free(NULL);
 }
 
-
 /* A peer that accepts a connection, reads one request and hangs up, forever. */
 struct flapper {
     int fd;

@@ -202,14 +202,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reset_clears_latched_alarm_and_names_user, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_acknowledge_and_silence_do_not_clear, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_acknowledge_and_silence_do_not_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(test_test_mode_makes_test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disable_for_a_period_then_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_commands_are_rejected_with_reason, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_status_summarises_building_and_zones, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_status_summarises_building_and_zones, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /*
  * Unit tests for events: the priority sort (order and stability), names on
  * the wire, the durable sequence (increasing across clean and unclean
- * restarts and block boundaries, corrupt and unreadable files refused with a
- * clear message, failure to reserve reported) and event ids (well-formed
+ * restarts and block boundaries, corrupt files recovered without reusing
+ * numbers, failure to reserve flagged) and event ids (well-formed
  * UUID v4, unique).
  */
 #include <errno.h>
@@ -243,7 +243,7 @@ static void test_seq_block_boundaries(void **state)
     event_seq_close(&s);
 }
 
-static void test_seq_corrupt_refused(void **state)
+static void test_seq_corrupt_recovered(void **state)
 {
     struct tmpdir *t = *state;
     static const char *bad[] = {"",
@@ -257,19 +257,30 @@ static void test_seq_corrupt_refused(void **state)
                                 "18446744073709551615\n",
                                 "1111111111111111111111111111111111111111111111111111111111111111"
                                 "11111111\n"};
+    /* numbers from the clock: above anything a file could have counted to by now */
+    uint64_t floor = (uint64_t)wall_ms() * 1000u;
+    char aside[256];
+    snprintf(aside, sizeof(aside), "%s.corrupt", t->path);
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         write_file(t->path, bad[i]);
         struct event_seq s;
         char err[512] = "";
-        assert_int_equal(event_seq_open(&s, t->path, err, sizeof(err)), -1);
+        /* a corrupt file never stops the gateway: it starts with numbers that cannot repeat */
+        assert_int_equal(event_seq_open(&s, t->path, err, sizeof(err)), 1);
         assert_non_null(strstr(err, t->path));
         assert_non_null(strstr(err, "corrupt"));
-        assert_non_null(strstr(err, "will not restart"));
-        assert_null(s.path);
-        /* the file is left for the operator, not reset */
-        char now[128];
-        read_file(t->path, now, sizeof(now));
-        assert_string_equal(now, bad[i]);
+        assert_non_null(strstr(err, "numbering restarts at"));
+        uint64_t n = event_seq_next(&s);
+        assert_true(n >= floor);
+        assert_true(n < (1ULL << 53)); /* exact in every JSON consumer */
+        assert_non_null(s.path);
+        event_seq_close(&s);
+        /* the bad file is kept aside for whoever investigates, the new one is valid */
+        char kept[128];
+        read_file(aside, kept, sizeof(kept));
+        assert_string_equal(kept, bad[i]);
+        assert_int_equal(file_number(t->path), n + 1);
+        unlink(aside);
     }
     write_file(t->path, "41\n");
     struct event_seq s;
@@ -318,18 +329,22 @@ static void test_seq_reserve_failure(void **state)
     assert_int_equal(rmdir(sub), 0);
     for (uint64_t i = 1; i <= 1000; i++)
         assert_int_equal(event_seq_next(&s), i);
+    assert_false(s.unsaved);
+    /* no new block can be saved: numbering goes on (an alarm needs a number), flagged */
     errno = 0;
-    assert_int_equal(event_seq_next(&s), 0);
+    assert_int_equal(event_seq_next(&s), 1001);
+    assert_true(s.unsaved);
     assert_int_equal(errno, ENOENT);
     struct event ev = ev_of(EV_FIRE_ALARM, 0);
     assert_int_equal(event_stamp(&ev, &s), -1);
-    assert_int_equal(ev.seq, 0);
-    assert_int_equal(strlen(ev.id), 36); /* the event still gets an id */
-    /* once the directory is back, numbering continues where it stopped */
+    assert_int_equal(ev.seq, 1002);
+    assert_int_equal(strlen(ev.id), 36);
+    /* once the directory is back, the next number is saved again */
     assert_int_equal(mkdir(sub, 0755), 0);
-    assert_int_equal(event_seq_next(&s), 1001);
+    assert_int_equal(event_seq_next(&s), 1003);
+    assert_false(s.unsaved);
     event_seq_close(&s);
-    assert_int_equal(file_number(path), 1002);
+    assert_int_equal(file_number(path), 1004);
     unlink(path);
     rmdir(sub);
 }
@@ -376,6 +391,27 @@ static void test_stamp_ids(void **state)
     event_seq_close(&s);
 }
 
+static void test_seq_reserve_ahead_while_idle(void **state)
+{
+    struct tmpdir *t = *state;
+    struct event_seq s;
+    char err[512] = "";
+    assert_int_equal(event_seq_open(&s, t->path, err, sizeof(err)), 0);
+    assert_int_equal(file_number(t->path), 1001);
+    /* plenty left: nothing written */
+    for (int i = 0; i < 700; i++)
+        event_seq_next(&s);
+    assert_int_equal(event_seq_reserve_ahead(&s), 0);
+    assert_int_equal(file_number(t->path), 1001);
+    /* less than a fifth left: the next block is saved now, not when an event needs it */
+    for (int i = 0; i < 101; i++)
+        event_seq_next(&s);
+    assert_int_equal(event_seq_reserve_ahead(&s), 0);
+    assert_int_equal(file_number(t->path), 802 + 1000);
+    assert_int_equal(event_seq_next(&s), 802);
+    event_seq_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,7 +422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seq_new_file_reserves_block, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_seq_restart_clean_and_crash, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_seq_block_boundaries, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_seq_corrupt_refused, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_seq_corrupt_recovered, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_seq_reserve_ahead_while_idle, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_seq_unreadable_and_unwritable, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_seq_reserve_failure, setup_dir, teardown_dir),
