@@ -358,6 +358,7 @@ char *payload_detector_state(const struct cfg *cfg, size_t det, const struct det
     }
     put_bool(&b, root, "disabled", st->disabled);
     put_bool(&b, root, "test_mode", st->test_mode);
+    put_bool(&b, root, "test_alarm", st->test_alarm);
     put_bool(&b, root, "pending", st->pending);
     put_bool(&b, root, "latched", st->latched);
     put_bool(&b, root, "acknowledged", st->acknowledged);
