@@ -299,7 +299,12 @@ struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wal
     u->conn_limit.interval_ms = LOG_INTERVAL_MS;
     u->pub_limit.interval_ms = PUBLISH_LOG_INTERVAL_MS;
     pthread_mutex_init(&u->lock, NULL);
-    pthread_cond_init(&u->cond, NULL);
+    /* Monotonic, so a clock step at shutdown cannot stretch or cut the wait. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&u->cond, &ca);
+    pthread_condattr_destroy(&ca);
 
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.sendWhileDisconnected = 1;
@@ -442,7 +447,7 @@ static void disconnect(struct uplink *u, int64_t deadline)
         return;
     /* Paho may overrun the timeout by its own cycle; allow a second more, then give up. */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     int64_t wait_ms = left_ms(deadline) + 1000;
     until.tv_sec += wait_ms / 1000;
     until.tv_nsec += (wait_ms % 1000) * 1000000;
