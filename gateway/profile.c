@@ -49,16 +49,6 @@ static const char *const point_keys[K__COUNT] = {"role",  "table", "address", "t
                                                  "order", "bit",   "scale",   "offset",
                                                  "unit",  "min",   "max",     "per_channel"};
 
-static const char *const kind_names[] = {
-    [PROFILE_SMOKE] = "smoke", [PROFILE_HEAT] = "heat", [PROFILE_PANEL] = "panel"};
-static const char *const role_names[ROLE__COUNT] = {[ROLE_VALUE] = "value",
-                                                    [ROLE_ALARM] = "alarm",
-                                                    [ROLE_PREALARM] = "prealarm",
-                                                    [ROLE_FAULT] = "fault",
-                                                    [ROLE_MAINTENANCE] = "maintenance",
-                                                    [ROLE_DISABLED] = "disabled",
-                                                    [ROLE_LIFECHECK] = "lifecheck",
-                                                    [ROLE_INFO] = "info"};
 static const char *const table_names[] = {[REG_HOLDING] = "holding", [REG_INPUT] = "input"};
 static const char *const type_names[] = {
     [RT_INT16] = "int16",   [RT_UINT16] = "uint16",   [RT_INT32] = "int32",
@@ -175,6 +165,9 @@ static int build_point(struct loader *ld, const struct raw_point *rp, struct pro
     pt->order = WO_ABCD;
     int v;
     long long n;
+    const char *role_names[ROLE__COUNT];
+    for (int r = 0; r < ROLE__COUNT; r++)
+        role_names[r] = point_role_name((enum point_role)r);
     if (k[K_ROLE].line && (v = pick(ld, ctx, "role", &k[K_ROLE], role_names, ROLE__COUNT)) >= 0)
         pt->role = (enum point_role)v;
     if (k[K_TABLE].line &&
@@ -256,7 +249,7 @@ static void check_points(struct loader *ld, const struct profile *p, const struc
                 ini_error(ld->e, ld->path, line,
                           "point \"%s\": role %s is already taken by point \"%s\" (line %d); "
                           "only info may repeat",
-                          pt->name, role_names[pt->role], p->points[j].name, raw[j].line);
+                          pt->name, point_role_name(pt->role), p->points[j].name, raw[j].line);
         long last = (long)pt->address + width - 1;
         if (pt->per_channel)
             last += (long)(p->channels - 1) * p->channel_stride;
@@ -278,7 +271,7 @@ static void check_points(struct loader *ld, const struct profile *p, const struc
     }
     if (p->kind != PROFILE_PANEL && values == 0)
         ini_error(ld->e, ld->path, 0, "a %s profile needs a point with role value",
-                  kind_names[p->kind]);
+                  profile_kind_name(p->kind));
     if (p->kind == PROFILE_PANEL && !profile_point_by_role(p, ROLE_ALARM))
         ini_error(ld->e, ld->path, 0, "a panel profile needs a point with role alarm");
 }
@@ -313,6 +306,8 @@ static int build_header(struct loader *ld, struct profile *p, const struct slot 
     p->channel_stride = 1;
     int v;
     long long n;
+    const char *kind_names[] = {profile_kind_name(PROFILE_SMOKE), profile_kind_name(PROFILE_HEAT),
+                                profile_kind_name(PROFILE_PANEL)};
     if (k[P_KIND].line &&
         (v = pick(ld, "profile", "kind", &k[P_KIND], kind_names, ARRAY_LEN(kind_names))) >= 0)
         p->kind = (enum profile_kind)v;
