@@ -35,7 +35,7 @@ LDFLAGS += $(SANFLAGS)
 MOD_BASE   := util log model
 MOD_PARSE  := ini profile cfg
 MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
-	command control
+	command control acktrack
 GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3a -lcjson $(LDLIBS_COMMON)
 
 obj = $(patsubst %,$(BUILD)/gateway/%.o,$(1))
@@ -60,8 +60,9 @@ T_engine_cfg := $(MOD_BASE) $(MOD_PARSE)
 T_payload := $(MOD_BASE) event engine payload
 T_bus     := $(MOD_BASE) codec plan queue bus
 T_command := $(MOD_BASE) $(MOD_PARSE) event engine command
+T_acktrack := util acktrack
 T_LIBS_payload := -lcjson
-T_uplink  := $(MOD_BASE) event engine payload uplink
+T_uplink  := $(MOD_BASE) event engine payload uplink queue
 T_LIBS_uplink := -lpaho-mqtt3a -lcjson
 T_LIBS_bus := $(MODBUS_LIBS)
 T_scenario := $(MOD_BASE)

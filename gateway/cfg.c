@@ -208,6 +208,10 @@ static const struct opt options[] = {
      "heartbeat interval on this uplink"},
     {"uplink", "max_buffered", T_INT, 0, 100, 1000000, NULL, NULL, "100000", NULL,
      "messages kept while the broker is unreachable"},
+    {"uplink", "ack_timeout", T_DUR, 0, 0, HOUR, NULL, NULL, NULL,
+     "100s for fire_police, 0s otherwise",
+     "fire alarms not acknowledged by the receiving centre within this are sent again and "
+     "raise a transmission fault (EN 54-21 type 1: 100 s); 0s: no acknowledgement expected"},
 };
 
 struct section_def {
@@ -1341,6 +1345,9 @@ static void build_uplinks(struct ctx *c, struct cfg *cfg)
             .heartbeat_ms =
                 given(s, "heartbeat") ? get_ms(s, "heartbeat") : cfg->gateway.heartbeat_ms,
             .max_buffered = (int)get_int(s, "max_buffered"),
+            .ack_timeout_ms = given(s, "ack_timeout") ? get_ms(s, "ack_timeout")
+                              : role == 0             ? 100000
+                                                      : 0,
             .line = s->line,
         };
         if (prefix && (strpbrk(prefix, "+#") || prefix[strlen(prefix) - 1] == '/'))

@@ -164,15 +164,16 @@ enum uplink_role { UPLINK_FIRE_POLICE, UPLINK_OWNER, UPLINK_OTHER };
 struct cfg_uplink {
     char *id;
     enum uplink_role role;
-    char *host;           /* broker host; loopback in tests and the demo */
-    int port;             /* default 1883 */
-    char *client_id;      /* default "firegw-<site.id>-<uplink id>" */
-    char *username;       /* optional */
-    char *password;       /* optional */
-    char *topic_prefix;   /* default "firegw/<site.id>" */
-    int64_t keepalive_ms; /* default 30 s */
-    int64_t heartbeat_ms; /* default gateway.heartbeat */
-    int max_buffered;     /* messages buffered while offline; default 100000 */
+    char *host;             /* broker host; loopback in tests and the demo */
+    int port;               /* default 1883 */
+    char *client_id;        /* default "firegw-<site.id>-<uplink id>" */
+    char *username;         /* optional */
+    char *password;         /* optional */
+    char *topic_prefix;     /* default "firegw/<site.id>" */
+    int64_t keepalive_ms;   /* default 30 s */
+    int64_t heartbeat_ms;   /* default gateway.heartbeat */
+    int max_buffered;       /* messages buffered while offline; default 100000 */
+    int64_t ack_timeout_ms; /* fire alarm acknowledgement limit; 0: none expected */
     int line;
 };
 

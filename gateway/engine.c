@@ -331,6 +331,8 @@ static const char *fault_rule(enum fault_code f, bool zone)
         return "bus_down";
     case FAULT_STUCK:
         return "value_stuck";
+    case FAULT_TRANSMISSION:
+        return "ack_timeout";
     case FAULT_NONE:
     case FAULT__COUNT:
         break;

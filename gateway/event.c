@@ -143,6 +143,7 @@ const char *fault_code_name(enum fault_code f)
         [FAULT_DEVICE_DOWN] = "device_down",
         [FAULT_BUS_DOWN] = "bus_down",
         [FAULT_STUCK] = "value_stuck",
+        [FAULT_TRANSMISSION] = "transmission",
     };
     return (unsigned)f < FAULT__COUNT ? names[f] : "unknown";
 }

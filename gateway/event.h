@@ -44,6 +44,7 @@ enum fault_code {
     FAULT_DEVICE_DOWN,  /* device stopped answering on its bus */
     FAULT_BUS_DOWN,     /* bus connection lost */
     FAULT_STUCK,        /* value has not changed for the detector's stuck_after time */
+    FAULT_TRANSMISSION, /* an uplink's receiving centre has not acknowledged a fire alarm */
     FAULT__COUNT
 };
 

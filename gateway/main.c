@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "acktrack.h"
 #include "bus.h"
 #include "cfg.h"
 #include "command.h"
@@ -85,6 +88,9 @@ struct gateway {
     int64_t started_mono;
     int64_t *next_heartbeat; /* per uplink, monotonic */
     struct control *control;
+    struct queue *inbox;    /* messages from the brokers (struct uplink_msg) */
+    struct acktrack **acks; /* per uplink; NULL where no acknowledgement is expected */
+    bool *tx_fault;         /* per uplink: transmission fault raised */
     struct evlist events;
 };
 
@@ -367,11 +373,16 @@ static void dispatch(struct gateway *gw)
             gw->last_seq = ev->seq;
         log_event(gw->cfg, ev);
         char *json = payload_event(gw->cfg, ev);
-        for (size_t up = 0; up < gw->cfg->nuplinks; up++)
+        bool needs_ack = !ev->test && (ev->kind == EV_FIRE_ALARM || ev->kind == EV_FIRE_CONFIRMED);
+        for (size_t up = 0; up < gw->cfg->nuplinks; up++) {
             if (uplink_publish(gw->uplinks[up], "event", json, 1, false) < 0)
-                log_err("uplink %s: event #%llu (%s) was NOT accepted for delivery",
+                log_err("uplink %s: event #%llu (%s) was NOT accepted for delivery%s",
                         gw->cfg->uplinks[up].id, (unsigned long long)ev->seq,
-                        ev_kind_name(ev->kind));
+                        ev_kind_name(ev->kind), needs_ack ? "; it will be sent again" : "");
+            /* Refused or not, an alarm waits for its acknowledgement and is sent again. */
+            if (needs_ack && gw->acks[up])
+                acktrack_sent(gw->acks[up], ev->id, ev->seq, json, mono_ms());
+        }
         free(json);
     }
     evlist_clear(l);
@@ -397,6 +408,86 @@ static void handle_msg(struct gateway *gw, struct bus_msg *m)
         gw->bus_up[m->bus] = m->up;
         engine_bus_state(gw->engine, m->bus, m->up, m->why, m->t, &gw->events);
         break;
+    }
+}
+
+static void transmission_event(struct gateway *gw, size_t up, bool fault, const char *detail)
+{
+    struct event ev = {.kind = fault ? EV_FAULT : EV_FAULT_RESTORE,
+                       .source = SRC_GATEWAY,
+                       .detector = -1,
+                       .device = -1,
+                       .bus = -1,
+                       .fault = FAULT_TRANSMISSION,
+                       .rule = "ack_timeout",
+                       .t = now_both()};
+    snprintf(ev.detail, sizeof(ev.detail), "uplink %s: %s", gw->cfg->uplinks[up].id, detail);
+    gw->tx_fault[up] = fault;
+    evlist_push(&gw->events, &ev);
+}
+
+/* An acknowledgement from a receiving centre: {"event_id": ...}. */
+static void handle_ack(struct gateway *gw, const struct uplink_msg *m)
+{
+    const char *uid = gw->cfg->uplinks[m->uplink].id;
+    struct acktrack *t = gw->acks[m->uplink];
+    cJSON *root = cJSON_ParseWithLength(m->payload, m->len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "event_id");
+    const cJSON *who = cJSON_GetObjectItemCaseSensitive(root, "receiver");
+    if (!cJSON_IsString(id)) {
+        log_warn("uplink %s: ignored an acknowledgement without an event_id string (%zu bytes)",
+                 uid, m->len);
+    } else if (t && acktrack_ack(t, id->valuestring)) {
+        log_info("uplink %s: event %s acknowledged by %s", uid, id->valuestring,
+                 cJSON_IsString(who) ? who->valuestring : "the receiving centre");
+        if (gw->tx_fault[m->uplink] && !acktrack_overdue(t, mono_ms()))
+            transmission_event(gw, m->uplink, false, "every fire alarm is acknowledged again");
+    } else {
+        log_debug("uplink %s: acknowledgement for unknown or already acknowledged event %s", uid,
+                  id->valuestring);
+    }
+    cJSON_Delete(root);
+}
+
+static void handle_inbound(struct gateway *gw)
+{
+    struct uplink_msg *m;
+    for (int n = 0; n < BATCH_MAX && (m = queue_pop(gw->inbox, 0)) != NULL; n++) {
+        if (strcmp(m->subtopic, "ack") == 0)
+            handle_ack(gw, m);
+        else
+            log_warn("uplink %s: ignored a message on %s", gw->cfg->uplinks[m->uplink].id,
+                     m->subtopic);
+        uplink_msg_free(m);
+    }
+}
+
+/*
+ * Fire alarms the receiving centre has not acknowledged in time: send them
+ * again, and report the path in fault on every uplink (EN 54-21).
+ */
+static void check_acks(struct gateway *gw, int64_t now_mono)
+{
+    for (size_t up = 0; up < gw->cfg->nuplinks; up++) {
+        struct acktrack *t = gw->acks[up];
+        if (!t)
+            continue;
+        const struct ack_pending *due[32];
+        size_t n = acktrack_due(t, now_mono, due, ARRAY_LEN(due));
+        for (size_t i = 0; i < n; i++) {
+            log_warn("uplink %s: fire alarm #%llu (%s) not acknowledged after %lld s; "
+                     "sending it again (%u)",
+                     gw->cfg->uplinks[up].id, (unsigned long long)due[i]->seq, due[i]->event_id,
+                     (long long)((now_mono - due[i]->sent_mono) / 1000), due[i]->resends);
+            uplink_publish(gw->uplinks[up], "event", due[i]->json, 1, false);
+        }
+        if (!gw->tx_fault[up] && acktrack_overdue(t, now_mono)) {
+            char detail[128];
+            snprintf(detail, sizeof(detail),
+                     "%zu fire alarm(s) not acknowledged within %lld s; sending again",
+                     acktrack_waiting(t), (long long)(gw->cfg->uplinks[up].ack_timeout_ms / 1000));
+            transmission_event(gw, up, true, detail);
+        }
     }
 }
 
@@ -457,6 +548,8 @@ static int run(struct gateway *gw)
         }
         struct ev_time now = now_both();
         engine_tick(gw->engine, now, &gw->events);
+        handle_inbound(gw);
+        check_acks(gw, now.mono_ms);
         dispatch(gw);
         control_poll(gw->control, on_control, gw);
         if (event_seq_reserve_ahead(&gw->seq) < 0)
@@ -507,6 +600,13 @@ static void gateway_free(struct gateway *gw)
     if (gw->queue)
         queue_free(gw->queue, bus_msg_free);
     control_close(gw->control);
+    if (gw->inbox)
+        queue_free(gw->inbox, uplink_msg_free);
+    if (gw->acks)
+        for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+            acktrack_free(gw->acks[i]);
+    free(gw->acks);
+    free(gw->tx_fault);
     engine_free(gw->engine);
     if (gw->seq_open)
         event_seq_close(&gw->seq);
@@ -558,8 +658,15 @@ static int gateway_start(struct gateway *gw, const struct options *o)
     gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
 
     gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
+    gw->inbox = queue_new();
+    gw->acks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->acks));
+    gw->tx_fault = xcalloc(gw->cfg->nuplinks, sizeof(bool));
     for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
         gw->uplinks[i] = uplink_new(gw->cfg, i, gw->started_wall, err, sizeof(err));
+        if (gw->uplinks[i] && gw->cfg->uplinks[i].ack_timeout_ms > 0) {
+            gw->acks[i] = acktrack_new(gw->cfg->uplinks[i].ack_timeout_ms);
+            uplink_subscribe(gw->uplinks[i], "ack", gw->inbox);
+        }
         if (!gw->uplinks[i] || uplink_start(gw->uplinks[i], err, sizeof(err)) < 0) {
             log_err("uplink \"%s\": %s", gw->cfg->uplinks[i].id, err);
             return -1;

@@ -9,7 +9,8 @@
  * alarm in flight during a network glitch still arrives. A broker that
  * restarted without persistence has lost the session, and then Paho drops
  * them as well; messages still waiting in the offline buffer are not
- * affected. The session holds no subscriptions, so it costs the broker little.
+ * affected. The session's subscriptions (acknowledgements and commands for
+ * this gateway, see uplink_subscribe) are made again on every connect.
  *
  * Offline buffering is in memory (MQTTCLIENT_PERSISTENCE_NONE): messages
  * published while the broker is unreachable, even before the first connect,
@@ -54,8 +55,16 @@
 #define LOG_INTERVAL_MS 60000
 #define PUBLISH_LOG_INTERVAL_MS 10000
 
+#define SUBS_MAX 4
+/* Larger inbound payloads are dropped: acknowledgements and commands are small. */
+#define INBOUND_MAX 16384
+
 struct uplink {
     const struct cfg *cfg;
+    size_t index;         /* into cfg.uplinks */
+    struct queue *inbox;  /* where inbound messages go; NULL: none expected */
+    char *subs[SUBS_MAX]; /* subtopics subscribed to on every connect */
+    size_t nsubs;
     const struct cfg_uplink *uc;
     int64_t started_wall;
     char *uri;
@@ -138,14 +147,52 @@ static void on_connection_lost(void *context, char *cause)
     pthread_mutex_unlock(&u->lock);
 }
 
-/* The gateway subscribes to nothing; a message can only come from a broker bug. */
+void uplink_msg_free(void *msg)
+{
+    struct uplink_msg *m = msg;
+    if (!m)
+        return;
+    free(m->subtopic);
+    free(m->payload);
+    free(m);
+}
+
+/* On a Paho thread: hand the message to the main loop, nothing else. */
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
-    (void)context;
-    (void)topic_len;
+    struct uplink *u = context;
+    size_t plen = strlen(u->prefix);
+    size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    if (u->inbox && tlen > plen + 1 && strncmp(topic, u->prefix, plen) == 0 && topic[plen] == '/' &&
+        msg->payloadlen >= 0 && msg->payloadlen <= INBOUND_MAX) {
+        struct uplink_msg *m = xcalloc(1, sizeof(*m));
+        m->uplink = u->index;
+        m->subtopic = xasprintf("%.*s", (int)(tlen - plen - 1), topic + plen + 1);
+        m->payload = xmalloc((size_t)msg->payloadlen + 1);
+        memcpy(m->payload, msg->payload, (size_t)msg->payloadlen);
+        m->payload[msg->payloadlen] = '\0';
+        m->len = (size_t)msg->payloadlen;
+        queue_push(u->inbox, m);
+    } else {
+        log_warn("uplink %s: ignored a message of %d bytes on %.*s", u->uc->id, msg->payloadlen,
+                 (int)tlen, topic);
+    }
     MQTTAsync_freeMessage(&msg);
     MQTTAsync_free(topic);
     return 1;
+}
+
+static void subscribe_all(struct uplink *u)
+{
+    for (size_t i = 0; i < u->nsubs; i++) {
+        char *topic = xasprintf("%s/%s", u->prefix, u->subs[i]);
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        int rc = MQTTAsync_subscribe(u->client, topic, 1, &ro);
+        if (rc != MQTTASYNC_SUCCESS)
+            log_err("uplink %s: cannot subscribe to %s: %s (code %d)", u->uc->id, topic,
+                    MQTTAsync_strerror(rc), rc);
+        free(topic);
+    }
 }
 
 static void on_publish_failure(void *context, MQTTAsync_failureData *resp)
@@ -222,6 +269,7 @@ static void on_connected(void *context, char *cause)
     log_limit_reset(&u->conn_limit);
     pthread_mutex_unlock(&u->lock);
     log_notice("uplink %s: connected to %s as %s", u->uc->id, u->uri, u->client_id);
+    subscribe_all(u);
     char *status = payload_status(u->cfg, true, wall_ms(), u->started_wall);
     if (status) {
         send_message(u, u->status_topic, status, 1, true);
@@ -287,6 +335,7 @@ struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wal
     struct uplink *u = xcalloc(1, sizeof(*u));
     u->cfg = cfg;
     u->uc = uc;
+    u->index = idx;
     u->started_wall = started_wall_ms;
     u->uri = strchr(uc->host, ':') ? xasprintf("tcp://[%s]:%d", uc->host, uc->port)
                                    : xasprintf("tcp://%s:%d", uc->host, uc->port);
@@ -364,6 +413,17 @@ int uplink_publish(struct uplink *u, const char *subtopic, const char *payload, 
     int rc = send_message(u, topic, payload, qos, retained);
     free(topic);
     return rc == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
+int uplink_subscribe(struct uplink *u, const char *subtopic, struct queue *inbox)
+{
+    if (!u || !subtopic || !*subtopic || !inbox || u->nsubs == SUBS_MAX || u->started) {
+        errno = EINVAL;
+        return -1;
+    }
+    u->inbox = inbox;
+    u->subs[u->nsubs++] = xstrdup(subtopic);
+    return 0;
 }
 
 int uplink_publish_live(struct uplink *u, const char *subtopic, const char *payload, int qos,
@@ -491,6 +551,8 @@ void uplink_free(struct uplink *u, int64_t timeout_ms)
     free(u->uri);
     free(u->client_id);
     free(u->prefix);
+    for (size_t i = 0; i < u->nsubs; i++)
+        free(u->subs[i]);
     free(u->status_topic);
     free(u);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "queue.h"
 
 struct uplink;
 
@@ -33,6 +34,22 @@ int uplink_publish(struct uplink *u, const char *subtopic, const char *payload, 
  * covers connections that once succeeded). Never blocks.
  */
 void uplink_tick(struct uplink *u, int64_t now_mono_ms);
+/* A message that arrived on a subscribed topic, for the main loop. */
+struct uplink_msg {
+    size_t uplink;  /* index into cfg.uplinks */
+    char *subtopic; /* the topic without "<topic_prefix>/", e.g. "ack" */
+    char *payload;  /* NUL-terminated copy */
+    size_t len;
+};
+void uplink_msg_free(void *msg);
+
+/*
+ * Subscribe (QoS 1) to "<topic_prefix>/<subtopic>" on every connect; what
+ * arrives is pushed to inbox as struct uplink_msg. Before uplink_start only.
+ * 0, or -1 (too many, or already started).
+ */
+int uplink_subscribe(struct uplink *u, const char *subtopic, struct queue *inbox);
+
 /*
  * Publish only if connected now: for telemetry and retained states, which
  * must not fill the offline buffer that events need (states are sent again
