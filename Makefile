@@ -33,10 +33,10 @@ LDFLAGS += $(SANFLAGS)
 
 # Modules of gateway/ by name; each is gateway/NAME.c.
 MOD_BASE   := util log model
-MOD_PARSE  := ini profile cfg
+MOD_PARSE  := ini profile cmdset cfg
 MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
-	command control acktrack
-GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3a -lcjson $(LDLIBS_COMMON)
+	command control acktrack remote evlog
+GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson -lsqlite3 $(LDLIBS_COMMON)
 
 obj = $(patsubst %,$(BUILD)/gateway/%.o,$(1))
 
@@ -60,10 +60,14 @@ T_engine_cfg := $(MOD_BASE) $(MOD_PARSE)
 T_payload := $(MOD_BASE) event engine payload
 T_bus     := $(MOD_BASE) codec plan queue bus
 T_command := $(MOD_BASE) $(MOD_PARSE) event engine command
+T_remote  := $(MOD_BASE) $(MOD_PARSE) event engine command remote
+T_LIBS_remote := -lcjson
 T_acktrack := util acktrack
+T_evlog   := $(MOD_BASE) event evlog
+T_LIBS_evlog := -lsqlite3 -lcjson
 T_LIBS_payload := -lcjson
 T_uplink  := $(MOD_BASE) event engine payload uplink queue
-T_LIBS_uplink := -lpaho-mqtt3a -lcjson
+T_LIBS_uplink := -lpaho-mqtt3as -lcjson
 T_LIBS_bus := $(MODBUS_LIBS)
 T_scenario := $(MOD_BASE)
 TX_scenario = $(BUILD)/sensors/sim/scenario.o
@@ -73,7 +77,7 @@ UNIT_BINS := $(patsubst %,$(BUILD)/tests/test_%,$(UNIT_NAMES))
 
 .PHONY: all deps demo test test-unit unit-bins clean format lint check-config
 
-all: $(BUILD)/firegw $(BUILD)/firegw-sim
+all: $(BUILD)/firegw $(BUILD)/firegw-sim $(BUILD)/firegw-watch
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -85,6 +89,10 @@ $(BUILD)/firegw: $(BUILD)/gateway/main.o $(call obj,$(MOD_GW))
 $(BUILD)/firegw-sim: $(SIM_OBJS) $(call obj,$(SIM_MODS))
 	$(CC) $(LDFLAGS) -o $@ $^ $(MODBUS_LIBS) $(LDLIBS_COMMON)
 
+# The reference receiver (docs/firegw-watch.md).
+$(BUILD)/firegw-watch: $(BUILD)/gateway/watch.o $(call obj,util log)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpaho-mqtt3a -lcjson $(LDLIBS_COMMON)
+
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*)) $$(TX_$$*)
 	@mkdir -p $(dir $@)
@@ -92,7 +100,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*)) $$(TX
 
 # Packages a fresh Debian 12 machine needs; apt-get runs only for missing ones.
 DEB_PKGS := gcc make pkg-config libc6-dev libmodbus-dev libpaho-mqtt-dev libcjson-dev \
-	libcmocka-dev mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jsonschema \
+	libcmocka-dev libsqlite3-dev mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jsonschema \
 	cppcheck clang-format
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmdset.h"
 #include "ini.h"
 #include "util.h"
 
@@ -208,10 +209,26 @@ static const struct opt options[] = {
      "heartbeat interval on this uplink"},
     {"uplink", "max_buffered", T_INT, 0, 100, 1000000, NULL, NULL, "100000", NULL,
      "messages kept while the broker is unreachable"},
+    {"uplink", "failover", T_TEXT, 0, 1, 1024, NULL, NULL, NULL, "none",
+     "further nodes of a clustered broker, tried in turn when one fails: host:port, ..."},
+    {"uplink", "tls", T_BOOL, 0, 0, 0, NULL, NULL, "no", NULL,
+     "connect with TLS (the broker's certificate is checked)"},
+    {"uplink", "ca_file", T_TEXT, 0, 1, 4096, NULL, NULL, NULL, "the system's CAs",
+     "PEM file of the CA that signed the broker's certificate (relative: to this file)"},
+    {"uplink", "cert_file", T_TEXT, 0, 1, 4096, NULL, NULL, NULL, "none",
+     "PEM client certificate, with key_file, for brokers that require one"},
+    {"uplink", "key_file", T_TEXT, 0, 1, 4096, NULL, NULL, NULL, "none",
+     "PEM private key of cert_file"},
+    {"uplink", "verify_hostname", T_BOOL, 0, 0, 0, NULL, NULL, "yes", NULL,
+     "check that the broker's certificate names the host connected to"},
     {"uplink", "ack_timeout", T_DUR, 0, 0, HOUR, NULL, NULL, NULL,
      "100s for fire_police, 0s otherwise",
      "fire alarms not acknowledged by the receiving centre within this are sent again and "
      "raise a transmission fault (EN 54-21 type 1: 100 s); 0s: no acknowledgement expected"},
+    {"uplink", "commands", T_TEXT, 0, 1, 200, NULL, NULL, NULL,
+     "fire_police: `acknowledge,silence,reset,state`; owner: `acknowledge,state`; other: `state`",
+     "remote commands accepted on `<prefix>/command`: comma-separated acknowledge, silence, "
+     "reset, disable, enable, test_on, test_off, state; or none"},
 };
 
 struct section_def {
@@ -1320,6 +1337,49 @@ static void build_detectors(struct ctx *c, struct cfg *cfg, struct devinfo **inf
     free(placed);
 }
 
+/* A readable file, or an error naming the key; relative paths are relative to the config. */
+static char *file_key(struct ctx *c, const struct sec *s, const char *key)
+{
+    const char *v = get_str(s, key);
+    if (!v)
+        return NULL;
+    char *path = join_dir(c->dir, v);
+    if (access(path, R_OK) != 0)
+        kv_fail(c, s, get(s, key), "%s \"%s\" (%s) cannot be read: %s", key, v, path,
+                strerror(errno));
+    return path;
+}
+
+static void uplink_tls_and_failover(struct ctx *c, const struct sec *s, struct cfg_uplink *u)
+{
+    u->ca_file = file_key(c, s, "ca_file");
+    u->cert_file = file_key(c, s, "cert_file");
+    u->key_file = file_key(c, s, "key_file");
+    static const char *tls_keys[] = {"ca_file", "cert_file", "key_file", "verify_hostname"};
+    for (size_t i = 0; i < ARRAY_LEN(tls_keys) && !u->tls; i++)
+        if (given(s, tls_keys[i]))
+            kv_fail(c, s, get(s, tls_keys[i]), "%s needs \"tls = yes\"", tls_keys[i]);
+    if (!u->cert_file != !u->key_file)
+        sec_fail(c, s, "cert_file and key_file go together: give both or neither");
+    const char *list = get_str(s, "failover");
+    if (!list)
+        return;
+    char *copy = xstrdup(list);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        char *colon = strrchr(tok, ':');
+        long long port = 0;
+        if (!colon || colon == tok || parse_int(colon + 1, 1, 65535, &port) < 0) {
+            kv_fail(c, s, get(s, "failover"),
+                    "failover entry \"%s\" is not host:port with a port from 1 to 65535", tok);
+            continue;
+        }
+        u->failover = xrealloc(u->failover, (u->nfailover + 1) * sizeof(*u->failover));
+        u->failover[u->nfailover++] = xstrdup(tok);
+    }
+    free(copy);
+}
+
 static void build_uplinks(struct ctx *c, struct cfg *cfg)
 {
     for (size_t i = 0; i < c->nsecs; i++) {
@@ -1345,11 +1405,19 @@ static void build_uplinks(struct ctx *c, struct cfg *cfg)
             .heartbeat_ms =
                 given(s, "heartbeat") ? get_ms(s, "heartbeat") : cfg->gateway.heartbeat_ms,
             .max_buffered = (int)get_int(s, "max_buffered"),
+            .tls = get_bool(s, "tls"),
+            .verify_hostname = given(s, "verify_hostname") ? get_bool(s, "verify_hostname") : true,
             .ack_timeout_ms = given(s, "ack_timeout") ? get_ms(s, "ack_timeout")
                               : role == 0             ? 100000
                                                       : 0,
             .line = s->line,
         };
+        uplink_tls_and_failover(c, s, u);
+        u->commands = cmdset_default(u->role);
+        const struct kv *cmds = given(s, "commands");
+        char why[MSG_MAX];
+        if (cmds && cmdset_parse(cmds->value, &u->commands, why, sizeof(why)) < 0)
+            kv_fail(c, s, cmds, "commands: %s", why);
         if (prefix && (strpbrk(prefix, "+#") || prefix[strlen(prefix) - 1] == '/'))
             kv_fail(c, s, get(s, "topic_prefix"),
                     "topic_prefix \"%s\" must not contain '+' or '#' nor end with '/'", prefix);
@@ -1553,6 +1621,12 @@ void cfg_free(struct cfg *cfg)
         free(u->username);
         free(u->password);
         free(u->topic_prefix);
+        for (size_t j = 0; j < u->nfailover; j++)
+            free(u->failover[j]);
+        free(u->failover);
+        free(u->ca_file);
+        free(u->cert_file);
+        free(u->key_file);
     }
     free(cfg->uplinks);
     profile_set_free(&cfg->profiles);

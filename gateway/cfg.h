@@ -174,6 +174,14 @@ struct cfg_uplink {
     int64_t heartbeat_ms;   /* default gateway.heartbeat */
     int max_buffered;       /* messages buffered while offline; default 100000 */
     int64_t ack_timeout_ms; /* fire alarm acknowledgement limit; 0: none expected */
+    unsigned commands;      /* remote commands it may give: CMDSET_BIT set (cmdset.h) */
+    char **failover;        /* further broker nodes, "host:port" each */
+    size_t nfailover;
+    bool tls;
+    char *ca_file;   /* NULL: the system's CAs */
+    char *cert_file; /* client certificate, with key_file; NULL: none */
+    char *key_file;
+    bool verify_hostname;
     int line;
 };
 

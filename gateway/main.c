@@ -24,9 +24,11 @@
 #include "control.h"
 #include "engine.h"
 #include "event.h"
+#include "evlog.h"
 #include "log.h"
 #include "payload.h"
 #include "queue.h"
+#include "remote.h"
 #include "uplink.h"
 #include "util.h"
 
@@ -91,6 +93,9 @@ struct gateway {
     struct queue *inbox;    /* messages from the brokers (struct uplink_msg) */
     struct acktrack **acks; /* per uplink; NULL where no acknowledgement is expected */
     bool *tx_fault;         /* per uplink: transmission fault raised */
+    struct remote *remote;  /* validates remote commands, remembers their ids */
+    struct evlog *evlog;    /* NULL when the log cannot be opened: alarms flow anyway */
+    int64_t next_prune;     /* monotonic */
     struct evlist events;
 };
 
@@ -100,6 +105,7 @@ static void usage(FILE *out)
             "Usage: firegw --config FILE [--set SECTION[.ID].KEY=VALUE]... [options]\n"
             "       firegw --check-config FILE [--set ...]\n"
             "       firegw ctl [--state-dir DIR | --control PATH] COMMAND...\n"
+            "       firegw events [--state-dir DIR] [filters]  (see firegw events --help)\n"
             "\n"
             "Polls smoke and heat detectors and fire panel modules over Modbus, evaluates\n"
             "alarm rules and reports alarms, faults and heartbeats over MQTT.\n"
@@ -375,7 +381,10 @@ static void dispatch(struct gateway *gw)
         char *json = payload_event(gw->cfg, ev);
         bool needs_ack = !ev->test && (ev->kind == EV_FIRE_ALARM || ev->kind == EV_FIRE_CONFIRMED);
         for (size_t up = 0; up < gw->cfg->nuplinks; up++) {
-            if (uplink_publish(gw->uplinks[up], "event", json, 1, false) < 0)
+            int rc = uplink_publish(gw->uplinks[up], "event", json, 1, false);
+            evlog_add_delivery(gw->evlog, ev->t.wall_ms, ev->id, gw->cfg->uplinks[up].id,
+                               rc == 0 ? "accepted" : "failed", NULL);
+            if (rc < 0)
                 log_err("uplink %s: event #%llu (%s) was NOT accepted for delivery%s",
                         gw->cfg->uplinks[up].id, (unsigned long long)ev->seq,
                         ev_kind_name(ev->kind), needs_ack ? "; it will be sent again" : "");
@@ -383,6 +392,7 @@ static void dispatch(struct gateway *gw)
             if (needs_ack && gw->acks[up])
                 acktrack_sent(gw->acks[up], ev->id, ev->seq, json, mono_ms());
         }
+        evlog_add_event(gw->evlog, gw->cfg, ev, json);
         free(json);
     }
     evlist_clear(l);
@@ -440,6 +450,8 @@ static void handle_ack(struct gateway *gw, const struct uplink_msg *m)
     } else if (t && acktrack_ack(t, id->valuestring)) {
         log_info("uplink %s: event %s acknowledged by %s", uid, id->valuestring,
                  cJSON_IsString(who) ? who->valuestring : "the receiving centre");
+        evlog_add_delivery(gw->evlog, wall_ms(), id->valuestring, uid, "acknowledged",
+                           cJSON_IsString(who) ? who->valuestring : NULL);
         if (gw->tx_fault[m->uplink] && !acktrack_overdue(t, mono_ms()))
             transmission_event(gw, m->uplink, false, "every fire alarm is acknowledged again");
     } else {
@@ -449,12 +461,55 @@ static void handle_ack(struct gateway *gw, const struct uplink_msg *m)
     cJSON_Delete(root);
 }
 
+/*
+ * A command from a receiving centre: checked (format, authorisation, expiry,
+ * replay), applied like a local one, and answered on <prefix>/command/response.
+ */
+static void handle_command(struct gateway *gw, const struct uplink_msg *m)
+{
+    struct remote_cmd cmd;
+    char reason[256] = "";
+    int64_t now_wall = wall_ms();
+    int rc = remote_parse(gw->remote, gw->cfg->uplinks[m->uplink].id,
+                          gw->cfg->uplinks[m->uplink].commands, m->payload, m->len, now_wall, &cmd,
+                          reason, sizeof(reason));
+    char *json;
+    if (rc != REMOTE_OK) {
+        char *origin = xasprintf("uplink:%s", gw->cfg->uplinks[m->uplink].id);
+        char *result = xasprintf("rejected: %s: %s", remote_reason_code(rc), reason);
+        evlog_add_command(gw->evlog, now_wall, origin, cmd.id[0] ? cmd.id : "(no id)", result);
+        free(origin);
+        free(result);
+        json = remote_response(gw->cfg, cmd.id[0] ? cmd.id : NULL, "rejected",
+                               remote_reason_code(rc), reason, now_wall, NULL);
+    } else {
+        char *reply = xmalloc(65536);
+        int done = command_execute(gw->engine, gw->cfg, cmd.line, cmd.user, now_both(), &gw->events,
+                                   reply, 65536);
+        log_notice("uplink %s: command %s \"%s\" by %s: %s", gw->cfg->uplinks[m->uplink].id, cmd.id,
+                   cmd.line, cmd.user, done == 0 ? "done" : reply);
+        bool state = strcmp(cmd.line, "status") == 0;
+        json = done == 0 ? remote_response(gw->cfg, cmd.id, "done", NULL, NULL, now_wall,
+                                           state ? reply : NULL)
+                         : remote_response(gw->cfg, cmd.id, "failed", "invalid_target",
+                                           reply + (strncmp(reply, "error: ", 7) ? 0 : 7), now_wall,
+                                           NULL);
+        free(reply);
+        dispatch(gw); /* the command's events go out before its response */
+    }
+    if (json)
+        uplink_publish(gw->uplinks[m->uplink], "command/response", json, 1, false);
+    free(json);
+}
+
 static void handle_inbound(struct gateway *gw)
 {
     struct uplink_msg *m;
     for (int n = 0; n < BATCH_MAX && (m = queue_pop(gw->inbox, 0)) != NULL; n++) {
         if (strcmp(m->subtopic, "ack") == 0)
             handle_ack(gw, m);
+        else if (strcmp(m->subtopic, "command") == 0)
+            handle_command(gw, m);
         else
             log_warn("uplink %s: ignored a message on %s", gw->cfg->uplinks[m->uplink].id,
                      m->subtopic);
@@ -479,7 +534,9 @@ static void check_acks(struct gateway *gw, int64_t now_mono)
                      "sending it again (%u)",
                      gw->cfg->uplinks[up].id, (unsigned long long)due[i]->seq, due[i]->event_id,
                      (long long)((now_mono - due[i]->sent_mono) / 1000), due[i]->resends);
-            uplink_publish(gw->uplinks[up], "event", due[i]->json, 1, false);
+            int rc = uplink_publish(gw->uplinks[up], "event", due[i]->json, 1, false);
+            evlog_add_delivery(gw->evlog, wall_ms(), due[i]->event_id, gw->cfg->uplinks[up].id,
+                               rc == 0 ? "resent" : "failed", "not acknowledged in time");
         }
         if (!gw->tx_fault[up] && acktrack_overdue(t, now_mono)) {
             char detail[128];
@@ -497,8 +554,10 @@ static void on_control(void *arg, const char *line, const char *user, char *repl
     struct gateway *gw = arg;
     int rc =
         command_execute(gw->engine, gw->cfg, line, user, now_both(), &gw->events, reply, replylen);
-    if (strncmp(line, "status", 6) != 0)
+    if (strncmp(line, "status", 6) != 0) {
         log_notice("control: %s by %s: %s", line, user, rc == 0 ? "done" : reply);
+        evlog_add_command(gw->evlog, wall_ms(), user, line, rc == 0 ? "done" : reply);
+    }
     dispatch(gw);
 }
 
@@ -552,6 +611,10 @@ static int run(struct gateway *gw)
         check_acks(gw, now.mono_ms);
         dispatch(gw);
         control_poll(gw->control, on_control, gw);
+        if (now.mono_ms >= gw->next_prune) {
+            gw->next_prune = now.mono_ms + 1000;
+            evlog_prune(gw->evlog, now.wall_ms);
+        }
         if (event_seq_reserve_ahead(&gw->seq) < 0)
             log_limited(&gw->seq_limit, now.mono_ms, LOG_LVL_ERR,
                         "cannot save event sequence numbers in %s: %s", gw->seq.path,
@@ -607,6 +670,8 @@ static void gateway_free(struct gateway *gw)
             acktrack_free(gw->acks[i]);
     free(gw->acks);
     free(gw->tx_fault);
+    remote_free(gw->remote);
+    evlog_close(gw->evlog);
     engine_free(gw->engine);
     if (gw->seq_open)
         event_seq_close(&gw->seq);
@@ -659,6 +724,7 @@ static int gateway_start(struct gateway *gw, const struct options *o)
 
     gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
     gw->inbox = queue_new();
+    gw->remote = remote_new(REMOTE_DEFAULT_REPLAY);
     gw->acks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->acks));
     gw->tx_fault = xcalloc(gw->cfg->nuplinks, sizeof(bool));
     for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
@@ -667,6 +733,8 @@ static int gateway_start(struct gateway *gw, const struct options *o)
             gw->acks[i] = acktrack_new(gw->cfg->uplinks[i].ack_timeout_ms);
             uplink_subscribe(gw->uplinks[i], "ack", gw->inbox);
         }
+        if (gw->uplinks[i] && gw->cfg->uplinks[i].commands)
+            uplink_subscribe(gw->uplinks[i], "command", gw->inbox);
         if (!gw->uplinks[i] || uplink_start(gw->uplinks[i], err, sizeof(err)) < 0) {
             log_err("uplink \"%s\": %s", gw->cfg->uplinks[i].id, err);
             return -1;
@@ -685,6 +753,14 @@ static int gateway_start(struct gateway *gw, const struct options *o)
              FIREGW_VERSION, gw->cfg->nbuses, gw->cfg->ndetectors,
              gw->seq_recovered[0] ? "; event sequence file was corrupt, numbering restarted" : "");
     evlist_push(&gw->events, &start);
+
+    char *db = xasprintf("%s/%s", state_dir, EVLOG_FILE_NAME);
+    err[0] = '\0';
+    gw->evlog = evlog_open(db, NULL, err, sizeof(err));
+    if (err[0])
+        log_err("event log %s: %s%s", db, err,
+                gw->evlog ? "" : "; running without an event log, alarms are sent as usual");
+    free(db);
 
     char *control_path = o->control ? xstrdup(o->control) : xasprintf("%s/control.sock", state_dir);
     gw->control = control_open(control_path, err, sizeof(err));
@@ -780,6 +856,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
         return ctl_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "events") == 0)
+        return evlog_cli(argc - 1, argv + 1);
     struct options o = {0};
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0)

@@ -67,7 +67,9 @@ struct uplink {
     size_t nsubs;
     const struct cfg_uplink *uc;
     int64_t started_wall;
-    char *uri;
+    char *uri;   /* the primary broker */
+    char **uris; /* primary first, then the failover nodes */
+    size_t nuris;
     char *client_id;
     char *prefix;
     char *status_topic;
@@ -86,6 +88,7 @@ struct uplink {
     pthread_cond_t cond;
     struct log_limit conn_limit; /* connect failures and lost connections */
     struct log_limit pub_limit;  /* refused or failed publishes */
+    struct log_limit tls_limit;  /* TLS errors */
     bool disconnect_done;
 };
 
@@ -277,6 +280,17 @@ static void on_connected(void *context, char *cause)
     }
 }
 
+/* TLS problems (bad certificate, wrong host name) as the TLS library words them. */
+static int on_ssl_error(const char *str, size_t len, void *context)
+{
+    struct uplink *u = context;
+    pthread_mutex_lock(&u->lock);
+    log_limited(&u->tls_limit, mono_ms(), LOG_LVL_ERR, "uplink %s: TLS error with %s: %.*s",
+                u->uc->id, u->uri, (int)len, str);
+    pthread_mutex_unlock(&u->lock);
+    return 0;
+}
+
 /* One connect call; the outcome arrives in on_connected or on_connect_failure. */
 static int do_connect(struct uplink *u, char *err, size_t errlen)
 {
@@ -293,6 +307,22 @@ static int do_connect(struct uplink *u, char *err, size_t errlen)
     will.qos = 1;
 
     MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    if (u->uc->tls) {
+        ssl.trustStore = u->uc->ca_file;
+        ssl.keyStore = u->uc->cert_file;
+        ssl.privateKey = u->uc->key_file;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = u->uc->verify_hostname ? 1 : 0;
+        ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+        ssl.ssl_error_cb = on_ssl_error;
+        ssl.ssl_error_context = u;
+        opts.ssl = &ssl;
+    }
+    if (u->nuris > 1) {
+        opts.serverURIs = u->uris;
+        opts.serverURIcount = (int)u->nuris;
+    }
     int64_t keepalive_s = (u->uc->keepalive_ms + 999) / 1000;
     opts.keepAliveInterval = keepalive_s < 1 ? 1 : (int)keepalive_s;
     opts.cleansession = 0;
@@ -337,8 +367,15 @@ struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wal
     u->uc = uc;
     u->index = idx;
     u->started_wall = started_wall_ms;
-    u->uri = strchr(uc->host, ':') ? xasprintf("tcp://[%s]:%d", uc->host, uc->port)
-                                   : xasprintf("tcp://%s:%d", uc->host, uc->port);
+    const char *scheme = uc->tls ? "ssl" : "tcp";
+    u->uri = strchr(uc->host, ':') ? xasprintf("%s://[%s]:%d", scheme, uc->host, uc->port)
+                                   : xasprintf("%s://%s:%d", scheme, uc->host, uc->port);
+    /* The primary broker first, then the other nodes of the cluster. */
+    u->nuris = 1 + uc->nfailover;
+    u->uris = xcalloc(u->nuris, sizeof(*u->uris));
+    u->uris[0] = xstrdup(u->uri);
+    for (size_t i = 0; i < uc->nfailover; i++)
+        u->uris[i + 1] = xasprintf("%s://%s", scheme, uc->failover[i]);
     u->client_id = uc->client_id && *uc->client_id
                        ? xstrdup(uc->client_id)
                        : xasprintf("firegw-%s-%s", cfg->site.id, uc->id);
@@ -347,6 +384,7 @@ struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wal
     u->status_topic = xasprintf("%s/status", u->prefix);
     u->conn_limit.interval_ms = LOG_INTERVAL_MS;
     u->pub_limit.interval_ms = PUBLISH_LOG_INTERVAL_MS;
+    u->tls_limit.interval_ms = LOG_INTERVAL_MS;
     pthread_mutex_init(&u->lock, NULL);
     /* Monotonic, so a clock step at shutdown cannot stretch or cut the wait. */
     pthread_condattr_t ca;
@@ -551,6 +589,9 @@ void uplink_free(struct uplink *u, int64_t timeout_ms)
     free(u->uri);
     free(u->client_id);
     free(u->prefix);
+    for (size_t i = 0; i < u->nuris; i++)
+        free(u->uris[i]);
+    free(u->uris);
     for (size_t i = 0; i < u->nsubs; i++)
         free(u->subs[i]);
     free(u->status_topic);

@@ -22,7 +22,7 @@ import jsonschema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCHEMA_DIR = os.path.join(ROOT, "docs", "schema")
-KINDS = ("status", "event", "detector_state", "heartbeat")
+KINDS = ("status", "event", "detector_state", "heartbeat", "command", "command_response", "ack")
 
 _validators = {}
 
@@ -79,6 +79,9 @@ _TOPIC_KINDS = (
     (re.compile(r"/event$"), "event"),
     (re.compile(r"/detector/[^/]+/state$"), "detector_state"),
     (re.compile(r"/heartbeat$"), "heartbeat"),
+    (re.compile(r"/command$"), "command"),
+    (re.compile(r"/command/response$"), "command_response"),
+    (re.compile(r"/ack$"), "ack"),
 )
 
 

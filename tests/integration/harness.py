@@ -101,13 +101,14 @@ class Process:
 
 
 class Broker:
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, extra=""):
+        """extra: further mosquitto.conf lines for the listener (TLS, passwords)."""
         self.port = port or free_port()
         self.workdir = workdir
         self.conf = os.path.join(workdir, f"mosquitto-{self.port}.conf")
         with open(self.conf, "w") as f:
-            f.write(f"listener {self.port} {LOOPBACK}\nallow_anonymous true\n"
-                    "persistence false\nlog_dest stdout\n")
+            f.write(f"listener {self.port} {LOOPBACK}\npersistence false\nlog_dest stdout\n")
+            f.write(extra if "allow_anonymous" in extra else "allow_anonymous true\n" + extra)
         self.proc = None
 
     def start(self):
@@ -229,7 +230,8 @@ class Gateway:
 class Watcher:
     """An MQTT subscriber that records every message and validates it against its schema."""
 
-    def __init__(self, port, topic="#", client_id=None):
+    def __init__(self, port, topic="#", client_id=None, tls=None):
+        """tls: dict of paho tls_set() arguments (ca_certs, certfile, keyfile), or None."""
         self.lock = threading.Condition()
         self.messages = []
         self.invalid = []
@@ -237,6 +239,8 @@ class Watcher:
                                   clean_session=True)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
+        if tls:
+            self.client.tls_set(**tls)
         self.client.connect(LOOPBACK, port, keepalive=30)
         self.client.loop_start()
 
@@ -343,8 +347,8 @@ class GatewayTestCase(unittest.TestCase):
         if bad:
             raise AssertionError("\n".join(bad))
 
-    def start_broker(self, port=None):
-        b = Broker(self.workdir, port).start()
+    def start_broker(self, port=None, extra=""):
+        b = Broker(self.workdir, port, extra).start()
         self._cleanup.append(b.stop)
         return b
 
@@ -363,8 +367,8 @@ class GatewayTestCase(unittest.TestCase):
         self._gateways.append(gw)
         return gw
 
-    def watch(self, port, topic="#"):
-        w = Watcher(port, topic)
+    def watch(self, port, topic="#", tls=None):
+        w = Watcher(port, topic, tls=tls)
         self._cleanup.append(w.close)
         return w
 

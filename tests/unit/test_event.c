@@ -160,7 +160,8 @@ static void test_names(void **state)
     static const char *faults[FAULT__COUNT] = {
         "none",        "no_response",       "detector_bit",
         "maintenance", "implausible_value", "lifecheck_stopped",
-        "device_down", "bus_down",          "value_stuck", "transmission"};
+        "device_down", "bus_down",          "value_stuck",
+        "transmission"};
     for (int f = 0; f < FAULT__COUNT; f++)
         assert_string_equal(fault_code_name((enum fault_code)f), faults[f]);
     assert_string_equal(fault_code_name(FAULT__COUNT), "unknown");

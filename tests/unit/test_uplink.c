@@ -35,7 +35,7 @@
 #define PREFIX "firegw/uplink-test"
 
 /*
- * libpaho-mqtt3a 1.3.12 keeps the messages buffered by a client that is
+ * libpaho-mqtt3as 1.3.12 keeps the messages buffered by a client that is
  * destroyed while its first connect is still under way in a global queue,
  * and loses them when the next client comes and goes: a leak inside the
  * library at shutdown that uplink_free cannot reach. Read by LeakSanitizer in
@@ -45,7 +45,7 @@
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
-    return "leak:libpaho-mqtt3a.so\n";
+    return "leak:libpaho-mqtt3as.so\n";
 }
 #define WAIT_MS 15000
 
