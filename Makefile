@@ -33,7 +33,7 @@ LDFLAGS += $(SANFLAGS)
 
 # Modules of gateway/ by name; each is gateway/NAME.c.
 MOD_BASE   := util log model
-MOD_PARSE  := ini profile cmdset cfg
+MOD_PARSE  := ini profile cmdset event cfg
 MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
 	command control acktrack remote evlog
 GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson -lsqlite3 $(LDLIBS_COMMON)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cmdset.h"
+#include "event.h"
 #include "ini.h"
 #include "util.h"
 
@@ -225,6 +226,13 @@ static const struct opt options[] = {
      "100s for fire_police, 0s otherwise",
      "fire alarms not acknowledged by the receiving centre within this are sent again and "
      "raise a transmission fault (EN 54-21 type 1: 100 s); 0s: no acknowledgement expected"},
+    {"uplink", "events", T_TEXT, 0, 1, 400, NULL, NULL, NULL, "every kind",
+     "only these event kinds, comma-separated (fire_police must keep fire_alarm and fault)"},
+    {"uplink", "zones", T_TEXT, 0, 1, 1000, NULL, NULL, NULL, "every zone",
+     "only events of these zones, comma-separated; events of no zone (buses, devices, the "
+     "gateway) always go"},
+    {"uplink", "test_events", T_BOOL, 0, 0, 0, NULL, NULL, "yes", NULL,
+     "send test events (always marked test, never real)"},
     {"uplink", "commands", T_TEXT, 0, 1, 200, NULL, NULL, NULL,
      "fire_police: `acknowledge,silence,reset,state`; owner: `acknowledge,state`; other: `state`",
      "remote commands accepted on `<prefix>/command`: comma-separated acknowledge, silence, "
@@ -1337,6 +1345,49 @@ static void build_detectors(struct ctx *c, struct cfg *cfg, struct devinfo **inf
     free(placed);
 }
 
+/* Which events an uplink gets: kinds, zones, test events. */
+static void uplink_filter(struct ctx *c, const struct sec *s, const struct cfg *cfg,
+                          struct cfg_uplink *u)
+{
+    u->kinds = (1u << EV__COUNT) - 1;
+    u->test_events = given(s, "test_events") ? get_bool(s, "test_events") : true;
+    const char *kinds = get_str(s, "events");
+    if (kinds) {
+        u->kinds = 0;
+        char *copy = xstrdup(kinds), *save = NULL;
+        for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+            int k = 0;
+            while (k < EV__COUNT && strcmp(ev_kind_name((enum ev_kind)k), t) != 0)
+                k++;
+            if (k == EV__COUNT)
+                kv_fail(c, s, get(s, "events"), "events: unknown event kind \"%s\"", t);
+            else
+                u->kinds |= 1u << k;
+        }
+        free(copy);
+        unsigned must = (1u << EV_FIRE_ALARM) | (1u << EV_FAULT);
+        if (u->role == UPLINK_FIRE_POLICE && (u->kinds & must) != must)
+            kv_fail(c, s, get(s, "events"),
+                    "events: a fire_police uplink must get fire_alarm and fault");
+    }
+    const char *zones = get_str(s, "zones");
+    if (!zones)
+        return;
+    char *copy = xstrdup(zones), *save = NULL;
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        size_t z = 0;
+        while (z < cfg->nzones && strcmp(cfg->zones[z].id, t) != 0)
+            z++;
+        if (z == cfg->nzones) {
+            kv_fail(c, s, get(s, "zones"), "zones: no [zone %s] in this file", t);
+            continue;
+        }
+        u->zones = xrealloc(u->zones, (u->nzones + 1) * sizeof(*u->zones));
+        u->zones[u->nzones++] = z;
+    }
+    free(copy);
+}
+
 /* A readable file, or an error naming the key; relative paths are relative to the config. */
 static char *file_key(struct ctx *c, const struct sec *s, const char *key)
 {
@@ -1413,6 +1464,7 @@ static void build_uplinks(struct ctx *c, struct cfg *cfg)
             .line = s->line,
         };
         uplink_tls_and_failover(c, s, u);
+        uplink_filter(c, s, cfg, u);
         u->commands = cmdset_default(u->role);
         const struct kv *cmds = given(s, "commands");
         char why[MSG_MAX];
@@ -1625,6 +1677,7 @@ void cfg_free(struct cfg *cfg)
             free(u->failover[j]);
         free(u->failover);
         free(u->ca_file);
+        free(u->zones);
         free(u->cert_file);
         free(u->key_file);
     }

@@ -182,6 +182,10 @@ struct cfg_uplink {
     char *cert_file; /* client certificate, with key_file; NULL: none */
     char *key_file;
     bool verify_hostname;
+    unsigned kinds; /* bit (1u << ev_kind) for each event kind sent */
+    size_t *zones;  /* indexes into cfg.zones; none: every zone */
+    size_t nzones;
+    bool test_events; /* send test events */
     int line;
 };
 
@@ -202,6 +206,10 @@ struct cfg {
     size_t nuplinks;
     struct profile_set profiles; /* the profiles this config uses */
 };
+
+/* Whether uplink u of cfg sends an event of this kind, zone (or none) and test flag. */
+bool cfg_uplink_wants(const struct cfg *cfg, size_t u, int kind, bool has_zone, size_t zone,
+                      bool test);
 
 /*
  * Parse and validate a site config. On success returns a config the caller

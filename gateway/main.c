@@ -380,7 +380,13 @@ static void dispatch(struct gateway *gw)
         log_event(gw->cfg, ev);
         char *json = payload_event(gw->cfg, ev);
         bool needs_ack = !ev->test && (ev->kind == EV_FIRE_ALARM || ev->kind == EV_FIRE_CONFIRMED);
+        long zone = ev->has_zone        ? (long)ev->zone
+                    : ev->detector >= 0 ? (long)gw->cfg->detectors[ev->detector].zone
+                                        : -1;
         for (size_t up = 0; up < gw->cfg->nuplinks; up++) {
+            if (!cfg_uplink_wants(gw->cfg, up, ev->kind, zone >= 0, (size_t)(zone < 0 ? 0 : zone),
+                                  ev->test))
+                continue;
             int rc = uplink_publish(gw->uplinks[up], "event", json, 1, false);
             evlog_add_delivery(gw->evlog, ev->t.wall_ms, ev->id, gw->cfg->uplinks[up].id,
                                rc == 0 ? "accepted" : "failed", NULL);
@@ -723,12 +729,20 @@ static int gateway_start(struct gateway *gw, const struct options *o)
     gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
 
     gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
+    /* Paho's message store: events survive a restart while a broker is away. */
+    char *outbox = xasprintf("%s/outbox", state_dir);
+    if (make_dirs(outbox, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        free(outbox);
+        return -1;
+    }
     gw->inbox = queue_new();
     gw->remote = remote_new(REMOTE_DEFAULT_REPLAY);
     gw->acks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->acks));
     gw->tx_fault = xcalloc(gw->cfg->nuplinks, sizeof(bool));
     for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
-        gw->uplinks[i] = uplink_new(gw->cfg, i, gw->started_wall, err, sizeof(err));
+        gw->uplinks[i] =
+            uplink_new_persistent(gw->cfg, i, gw->started_wall, outbox, err, sizeof(err));
         if (gw->uplinks[i] && gw->cfg->uplinks[i].ack_timeout_ms > 0) {
             gw->acks[i] = acktrack_new(gw->cfg->uplinks[i].ack_timeout_ms);
             uplink_subscribe(gw->uplinks[i], "ack", gw->inbox);
@@ -737,10 +751,12 @@ static int gateway_start(struct gateway *gw, const struct options *o)
             uplink_subscribe(gw->uplinks[i], "command", gw->inbox);
         if (!gw->uplinks[i] || uplink_start(gw->uplinks[i], err, sizeof(err)) < 0) {
             log_err("uplink \"%s\": %s", gw->cfg->uplinks[i].id, err);
+            free(outbox);
             return -1;
         }
         gw->next_heartbeat[i] = now.mono_ms;
     }
+    free(outbox);
 
     struct event start = {.kind = EV_GATEWAY_START,
                           .source = SRC_GATEWAY,

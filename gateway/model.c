@@ -106,3 +106,19 @@ long cfg_find_detector(const struct cfg *cfg, const char *id)
             return (long)i;
     return -1;
 }
+
+bool cfg_uplink_wants(const struct cfg *cfg, size_t u, int kind, bool has_zone, size_t zone,
+                      bool test)
+{
+    const struct cfg_uplink *up = &cfg->uplinks[u];
+    if (kind < 0 || kind >= 32 || !(up->kinds & (1u << kind)))
+        return false;
+    if (test && !up->test_events)
+        return false;
+    if (!has_zone || up->nzones == 0)
+        return true;
+    for (size_t i = 0; i < up->nzones; i++)
+        if (up->zones[i] == zone)
+            return true;
+    return false;
+}

@@ -12,12 +12,14 @@
  * affected. The session's subscriptions (acknowledgements and commands for
  * this gateway, see uplink_subscribe) are made again on every connect.
  *
- * Offline buffering is in memory (MQTTCLIENT_PERSISTENCE_NONE): messages
- * published while the broker is unreachable, even before the first connect,
- * wait in Paho's queue up to max_buffered and go out in order on connect.
- * When the queue is full new messages are refused (and logged) rather than
- * the oldest dropped, because the oldest may be the fire alarm itself. A
- * durable outbox that survives a restart is planned for a later version.
+ * Offline buffering: messages published while the broker is unreachable,
+ * even before the first connect, wait in Paho's queue up to max_buffered and
+ * go out in order on connect. Created with a directory (the daemon's
+ * STATE_DIR/outbox), Paho's file store keeps each QoS 1 message until the
+ * broker has it and restores them on the next start, so a restart while the
+ * broker is away loses nothing. When the queue is full new messages are
+ * refused (and logged) rather than the oldest dropped, because the oldest may
+ * be the fire alarm itself.
  *
  * The first connect: Paho documents automatic reconnect only for connections
  * that once succeeded. The installed libpaho-mqtt3a (1.3.12, reporting
@@ -351,6 +353,12 @@ static int do_connect(struct uplink *u, char *err, size_t errlen)
 struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wall_ms, char *err,
                           size_t errlen)
 {
+    return uplink_new_persistent(cfg, idx, started_wall_ms, NULL, err, errlen);
+}
+
+struct uplink *uplink_new_persistent(const struct cfg *cfg, size_t idx, int64_t started_wall_ms,
+                                     const char *persist_dir, char *err, size_t errlen)
+{
     if (!cfg || idx >= cfg->nuplinks) {
         snprintf(err, errlen, "uplink index %zu does not exist (%zu configured)", idx,
                  cfg ? cfg->nuplinks : 0);
@@ -398,8 +406,17 @@ struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wal
     co.allowDisconnectedSendAtAnyTime = 1;
     co.deleteOldestMessages = 0;
     co.maxBufferedMessages = uc->max_buffered > 0 ? uc->max_buffered : 100000;
+    /*
+     * With a directory, Paho keeps every QoS 1 message, sent or still waiting
+     * for the broker, in a file there until the broker has it, and restores
+     * them when the gateway starts again: events outlive a crash or a restart
+     * while the broker is away.
+     */
+    co.restoreMessages = 1;
     int rc = MQTTAsync_createWithOptions(&u->client, u->uri, u->client_id,
-                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+                                         persist_dir ? MQTTCLIENT_PERSISTENCE_DEFAULT
+                                                     : MQTTCLIENT_PERSISTENCE_NONE,
+                                         (void *)persist_dir, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         snprintf(err, errlen, "uplink %s: cannot create an MQTT client for %s: %s (code %d)",
                  uc->id, u->uri, MQTTAsync_strerror(rc), rc);

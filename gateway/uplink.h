@@ -20,6 +20,12 @@ struct uplink;
 /* Create uplink index idx of cfg (cfg must outlive it). NULL with err. */
 struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wall_ms, char *err,
                           size_t errlen);
+/*
+ * The same, keeping QoS 1 messages on disk under persist_dir (created by the
+ * caller) until the broker has them, and restoring them on the next start.
+ */
+struct uplink *uplink_new_persistent(const struct cfg *cfg, size_t idx, int64_t started_wall_ms,
+                                     const char *persist_dir, char *err, size_t errlen);
 /* Start connecting (non-blocking). 0, or -1 with err. */
 int uplink_start(struct uplink *u, char *err, size_t errlen);
 /*

@@ -1,0 +1,51 @@
+"""Store and forward: events raised while the broker is away survive a crash (SIGKILL) and a
+restart of the gateway, and are delivered once the broker is back, in order."""
+import json
+import os
+import subprocess
+
+from harness import BUILD, ROOT, GatewayTestCase, free_port, wait_until
+
+REPORT_S = 30
+
+
+class StoreAndForward(GatewayTestCase):
+    def test_events_survive_sigkill_while_broker_is_down(self):
+        broker_port = free_port()
+        sets = self.small_site_sets(free_port(), broker_port)
+        sim = self.start_sim(sets)
+        gw = self.start_gateway(sets)
+        gw.wait_control()
+        # The broker is down: the alarm can only wait in the gateway.
+        sim.cmd("set T-S1 value 3.0")
+        wait_until(lambda: "fire_alarm" in gw.proc.output(), REPORT_S,
+                   "the alarm raised at the gateway")
+        outbox = os.path.join(gw.state_dir, "outbox")
+        wait_until(lambda: any(files for _, _, files in os.walk(outbox)), REPORT_S,
+                   "the alarm stored on disk")
+        gw.kill9()
+        # Which alarm the killed gateway raised: its event log knows.
+        p = subprocess.run([os.path.join(BUILD, "firegw"), "events", "--state-dir",
+                            gw.state_dir, "--kind", "fire_alarm", "--json"], cwd=ROOT,
+                           stdout=subprocess.PIPE, text=True, timeout=60)
+        lost = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual(len(lost), 1, p.stdout)
+        sim.cmd("set T-S1 value 0.1")
+        # The broker comes back, and so does the gateway.
+        broker = self.start_broker(broker_port)
+        w = self.watch(broker.port)
+        self.start_gateway(sets, state_dir=gw.state_dir)
+        got = w.wait_for(lambda m: m["topic"].endswith("/event") and m["json"] and
+                         m["json"]["event_id"] == lost[0]["event_id"], REPORT_S,
+                         "the alarm raised before the crash")["json"]
+        self.assertEqual(got["seq"], lost[0]["seq"])
+        self.assertTrue(got["real"])
+        # Events come in order: everything of the first run before the second run's start.
+        # Both runs' start events: the first run's came out of the store too.
+        wait_until(lambda: len(w.events(kind="gateway_start")) >= 2, REPORT_S,
+                   "both runs' start events")
+        seqs = [e["seq"] for e in w.events()]
+        second_start = w.events(kind="gateway_start")[-1]["seq"]
+        self.assertLess(got["seq"], second_start)
+        self.assertEqual(seqs, sorted(seqs), "events out of order")
+        self.assert_all_valid(w)
