@@ -230,13 +230,14 @@ class Gateway:
 class Watcher:
     """An MQTT subscriber that records every message and validates it against its schema."""
 
-    def __init__(self, port, topic="#", client_id=None, tls=None):
+    def __init__(self, port, topic="#", client_id=None, tls=None, clean=True):
         """tls: dict of paho tls_set() arguments (ca_certs, certfile, keyfile), or None."""
         self.lock = threading.Condition()
         self.messages = []
         self.invalid = []
         self.client = mqtt.Client(client_id=client_id or f"watch-{os.getpid()}-{time.time_ns()}",
-                                  clean_session=True)
+                                  clean_session=clean)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
         if tls:
