@@ -52,35 +52,6 @@ void ini_error(struct ini_errors *e, const char *where, int line, const char *fm
     p[n + 1] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
-{
-    size_t n;
-    unsigned min;
-    unsigned cp;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0) {
-        n = 2, min = 0x80, cp = s[0] & 0x1f;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3, min = 0x800, cp = s[0] & 0x0f;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        n = 4, min = 0x10000, cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n > avail)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* Check one line's bytes: valid UTF-8, no control characters but tab. 0 or -1. */
 static int check_text(const char *s, size_t len, const char *path, int line, struct ini_errors *e)
 {
@@ -94,7 +65,7 @@ static int check_text(const char *s, size_t len, const char *path, int line, str
             ini_error(e, path, line, "control character 0x7f in the line");
             return -1;
         }
-        size_t n = utf8_len(u + i, len - i);
+        size_t n = utf8_seq_len(u + i, len - i);
         if (n == 0) {
             ini_error(e, path, line, "the line is not valid UTF-8 (byte %zu)", i + 1);
             return -1;

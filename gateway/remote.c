@@ -86,47 +86,18 @@ static const char *quote(const char *s, char *buf, size_t len)
     return buf;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one (RFC 3629). */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* Characters in s if it is valid UTF-8 without control characters, else -1. */
 static long text_chars(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     long chars = 0;
+    size_t avail = strlen(s);
     while (*p) {
-        size_t n = utf8_len(p);
+        size_t n = utf8_seq_len(p, avail);
         if (n == 0 || *p < 0x20 || *p == 0x7f)
             return -1;
         p += n;
+        avail -= n;
         chars++;
     }
     return chars;
@@ -135,23 +106,8 @@ static long text_chars(const char *s)
 /* A copy of s with each byte that starts no valid UTF-8 sequence replaced by U+FFFD. */
 static char *utf8_fixed(const char *s)
 {
-    size_t len = strlen(s);
-    char *out = xmalloc(len * 3 + 1);
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t n = utf8_len(p);
-        if (n == 0) {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            p++;
-            continue;
-        }
-        memcpy(out + o, p, n);
-        o += n;
-        p += n;
-    }
-    out[o] = '\0';
-    return out;
+    char *fixed = utf8_repaired(s);
+    return fixed ? fixed : xstrdup(s);
 }
 
 static bool valid_id(const char *s, size_t max, bool colon)

@@ -143,6 +143,72 @@ int parse_bool(const char *s, bool *out)
     return -1;
 }
 
+size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xe0) == 0xc0) {
+        n = 2, min = 0x80, cp = s[0] & 0x1f;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        n = 3, min = 0x800, cp = s[0] & 0x0f;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        n = 4, min = 0x10000, cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/*
+ * A copy of s in which every byte that does not start a valid UTF-8 sequence
+ * is replaced by U+FFFD, or NULL when s is valid as it is (the common case).
+ */
+char *utf8_repaired(const char *s)
+{
+    static const char replacement_char[] = "\xEF\xBF\xBD";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    size_t bad = 0;
+    for (size_t i = 0; p[i];) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        if (n == 0) {
+            bad++;
+            n = 1;
+        }
+        i += n;
+    }
+    if (bad == 0)
+        return NULL;
+    char *out = xmalloc(len + bad * (sizeof(replacement_char) - 1) + 1);
+    size_t o = 0;
+    for (size_t i = 0; p[i];) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        if (n == 0) {
+            memcpy(out + o, replacement_char, sizeof(replacement_char) - 1);
+            o += sizeof(replacement_char) - 1;
+            i++;
+            continue;
+        }
+        memcpy(out + o, p + i, n);
+        o += n;
+        i += n;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 int64_t mono_ms(void)
 {
     struct timespec ts;

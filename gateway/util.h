@@ -34,6 +34,14 @@ int parse_duration_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ou
 /* Parse yes/no/true/false/on/off/1/0. 0 or -1. */
 int parse_bool(const char *s, bool *out);
 
+/* Length (1..4) of the valid UTF-8 sequence at s, of at most avail bytes; 0 if invalid. */
+size_t utf8_seq_len(const unsigned char *s, size_t avail);
+/*
+ * A copy of s in which every byte that starts no valid UTF-8 sequence is
+ * replaced by U+FFFD, or NULL when s is valid as it is (the common case).
+ */
+char *utf8_repaired(const char *s);
+
 /* Monotonic clock in milliseconds (for timers). */
 int64_t mono_ms(void);
 /* Wall clock in milliseconds since the Unix epoch (for timestamps). */

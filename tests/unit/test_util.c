@@ -134,6 +134,21 @@ static void test_xasprintf(void **state)
     free(s);
 }
 
+static void test_utf8(void **state)
+{
+    (void)state;
+    const unsigned char *viet = (const unsigned char *)"\xe1\xba\xa7"; /* "ầ" */
+    assert_int_equal(utf8_seq_len(viet, 3), 3);
+    assert_int_equal(utf8_seq_len(viet, 2), 0);                                  /* cut short */
+    assert_int_equal(utf8_seq_len((const unsigned char *)"\xc0\xaf", 2), 0);     /* overlong */
+    assert_int_equal(utf8_seq_len((const unsigned char *)"\xed\xa0\x80", 3), 0); /* surrogate */
+    assert_int_equal(utf8_seq_len((const unsigned char *)"A", 1), 1);
+    assert_null(utf8_repaired("Tầng 3"));
+    char *fixed = utf8_repaired("T\xff\xe1\xba");
+    assert_string_equal(fixed, "T\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    free(fixed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +161,7 @@ int main(void)
         cmocka_unit_test(test_clocks_move_forward),
         cmocka_unit_test(test_strlcpy_truncates_and_terminates),
         cmocka_unit_test(test_xasprintf),
+        cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
