@@ -53,6 +53,7 @@ struct bus_poller {
     enum reported reported;
     int64_t reconnect_ms; /* next reconnect delay; reset only by a healthy poll cycle */
     int64_t reconnect_at; /* monotonic; no connect attempt before this */
+    int silent_cycles;    /* TCP: consecutive cycles in which no asked device answered */
     struct log_limit rl;
     struct device *devs;
     size_t ndevs;
@@ -389,8 +390,17 @@ static void device_failed(struct bus_poller *p, struct device *d, const char *wh
 }
 
 /* One pass over the bus's devices. */
+/*
+ * A TCP connection can die without a word (a converter power-cycled, a cable
+ * pulled): requests then only time out, on every device. After this many
+ * cycles in which devices were asked and none answered, the connection is
+ * made anew, quietly: the devices' own faults already tell the story.
+ */
+#define SILENT_CYCLES_RECONNECT 3
+
 static void poll_cycle(struct bus_poller *p)
 {
+    size_t asked = 0, answered = 0;
     for (size_t i = 0; i < p->ndevs && !stopping(p); i++) {
         struct device *d = &p->devs[i];
         int64_t now = mono_ms();
@@ -398,7 +408,9 @@ static void poll_cycle(struct bus_poller *p)
             continue;
         char why[200] = "";
         bool lost = false;
+        asked++;
         if (read_device(p, d, &lost, why, sizeof(why)) == 0) {
+            answered++;
             device_ok(p, d);
         } else if (lost) {
             disconnect(p, why);
@@ -406,6 +418,18 @@ static void poll_cycle(struct bus_poller *p)
         } else if (!stopping(p)) {
             device_failed(p, d, why, mono_ms());
         }
+    }
+    if (p->b->type != BUS_TCP || asked == 0 || stopping(p))
+        return;
+    p->silent_cycles = answered ? 0 : p->silent_cycles + 1;
+    if (p->silent_cycles >= SILENT_CYCLES_RECONNECT) {
+        log_notice("bus %s: no device answered in %d poll cycles; connecting to %s again in "
+                   "case the connection died silently",
+                   p->b->id, SILENT_CYCLES_RECONNECT, p->endpoint);
+        modbus_close(p->ctx);
+        p->connected = false;
+        p->silent_cycles = 0;
+        p->reconnect_at = mono_ms() + p->b->reconnect_min_ms;
     }
 }
 

@@ -649,9 +649,13 @@ static void test_start_errors(void **state)
     bus_msg_free(NULL);
 }
 
-/* A peer that accepts a connection, reads one request and hangs up, forever. */
+/*
+ * A peer that accepts a connection, reads one request and hangs up, forever;
+ * or, with swallow, keeps the connection and never answers (a dead link).
+ */
 struct flapper {
     int fd;
+    bool swallow;
     atomic_int accepts;
     atomic_bool stop;
     pthread_t thread;
@@ -670,8 +674,17 @@ static void *flap(void *arg)
         atomic_fetch_add(&fl->accepts, 1);
         char buf[256];
         struct pollfd cp = {.fd = c, .events = POLLIN};
-        if (poll(&cp, 1, 500) > 0 && read(c, buf, sizeof(buf)) < 0)
+        if (fl->swallow) {
+            /* read and ignore until the client gives up on this connection */
+            while (!atomic_load(&fl->stop) && poll(&cp, 1, 50) >= 0) {
+                if ((cp.revents & (POLLIN | POLLHUP)) && read(c, buf, sizeof(buf)) <= 0)
+                    break;
+                if (poll(&pfd, 1, 0) > 0)
+                    break; /* a new connection is waiting: this one was dropped */
+            }
+        } else if (poll(&cp, 1, 500) > 0 && read(c, buf, sizeof(buf)) < 0) {
             buf[0] = 0;
+        }
         close(c);
     }
     return NULL;
@@ -718,6 +731,46 @@ static void test_flapping_peer_is_backed_off(void **state)
     assert_int_equal(downs, 1);
 }
 
+static void test_dead_link_is_reconnected_quietly(void **state)
+{
+    struct fixture *f = *state;
+    struct flapper fl = {.fd = socket(AF_INET, SOCK_STREAM, 0), .swallow = true};
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)f->srv.port)};
+    int one = 1;
+    setsockopt(fl.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(fl.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fl.fd, 16), 0);
+    assert_int_equal(pthread_create(&fl.thread, NULL, flap, &fl), 0);
+
+    site_init(&f->site, f->srv.port, false);
+    f->site.bus.poll_interval_ms = 100;
+    f->site.bus.reconnect_min_ms = 100;
+    for (size_t i = 0; i < 3; i++) {
+        f->site.devices[i].timeout_ms = 30;
+        f->site.devices[i].retries = 0;
+        f->site.devices[i].fail_after = 100; /* never backed off in this test */
+    }
+    start_bus(f);
+    int downs = 0;
+    int64_t until = mono_ms() + 2500;
+    while (mono_ms() < until && atomic_load(&fl.accepts) < 2) {
+        struct bus_msg *m = queue_pop(f->q, 50);
+        if (m && m->type == BUS_MSG_BUS_STATE && !m->up)
+            downs++;
+        bus_msg_free(m);
+    }
+    bus_stop(f->bus);
+    f->bus = NULL;
+    atomic_store(&fl.stop, true);
+    pthread_join(fl.thread, NULL);
+    close(fl.fd);
+    /* every request timed out: the connection was made anew, without a bus fault */
+    assert_true(atomic_load(&fl.accepts) >= 2);
+    assert_int_equal(downs, 0);
+}
+
 int main(void)
 {
     log_set_level(LOG_LVL_NOTICE);
@@ -729,6 +782,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unreadable_status_is_a_fault, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flapping_peer_is_backed_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_link_is_reconnected_quietly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
