@@ -36,7 +36,7 @@ MOD_BASE   := util log model
 MOD_PARSE  := ini profile cmdset event cfg
 MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
 	command control acktrack remote evlog
-GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson -lsqlite3 $(LDLIBS_COMMON)
+GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson -lsqlite3 -lsystemd $(LDLIBS_COMMON)
 
 obj = $(patsubst %,$(BUILD)/gateway/%.o,$(1))
 
@@ -100,8 +100,8 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $$(call obj,$$(T_$$*)) $$(TX
 
 # Packages a fresh Debian 12 machine needs; apt-get runs only for missing ones.
 DEB_PKGS := gcc make pkg-config libc6-dev libmodbus-dev libpaho-mqtt-dev libcjson-dev \
-	libcmocka-dev libsqlite3-dev mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jsonschema \
-	cppcheck clang-format
+	libcmocka-dev libsqlite3-dev libsystemd-dev mosquitto mosquitto-clients python3 python3-paho-mqtt python3-jsonschema \
+	cppcheck clang-format openssl systemd
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \

@@ -67,6 +67,8 @@ struct bus_poller {
     atomic_ulong polls_failed;
     atomic_ulong requests;
     atomic_bool up;
+    atomic_llong alive_mono; /* last time the thread came round its loop */
+    int64_t stall_limit_ms;  /* longer than any legitimate pause of the loop */
 };
 
 void bus_msg_free(void *msg)
@@ -92,6 +94,11 @@ static void say(char *buf, size_t len, const char *fmt, ...)
 static struct ev_time now_both(void)
 {
     return (struct ev_time){mono_ms(), wall_ms()};
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -438,6 +445,7 @@ static void *run(void *arg)
     struct bus_poller *p = arg;
     int64_t next = mono_ms();
     while (!stopping(p)) {
+        atomic_store(&p->alive_mono, mono_ms());
         if (!p->connected) {
             if (!sleep_until(p, p->reconnect_at))
                 break;
@@ -596,6 +604,19 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
         goto fail;
     }
 
+    /*
+     * The longest the loop may legitimately stay away: a reconnect wait or a
+     * poll interval, a connect, and a cycle in which every request of every
+     * device times out on every try (with a flush after each), plus margin.
+     */
+    int64_t cycle = 0;
+    for (size_t i = 0; i < p->ndevs; i++)
+        cycle += (int64_t)p->devs[i].plan.count * p->devs[i].cfg->timeout_ms *
+                 (1 + p->devs[i].cfg->retries) * 2;
+    p->stall_limit_ms =
+        max64(p->b->reconnect_max_ms, p->b->poll_interval_ms) + p->b->timeout_ms + cycle + 10000;
+    atomic_store(&p->alive_mono, mono_ms());
+
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -647,4 +668,6 @@ void bus_get_stats(const struct bus_poller *p, struct bus_stats *out)
     out->polls_failed = atomic_load_explicit(&p->polls_failed, memory_order_relaxed);
     out->requests = atomic_load_explicit(&p->requests, memory_order_relaxed);
     out->connected = atomic_load_explicit(&p->up, memory_order_relaxed);
+    out->alive_mono = atomic_load_explicit(&p->alive_mono, memory_order_relaxed);
+    out->stall_limit_ms = p->stall_limit_ms;
 }

@@ -50,6 +50,8 @@ struct bus_stats {
     unsigned long polls_failed;
     unsigned long requests;
     bool connected;
+    int64_t alive_mono;     /* last time the poller came round its loop (monotonic) */
+    int64_t stall_limit_ms; /* a poller quiet for longer than this is stuck */
 };
 void bus_get_stats(const struct bus_poller *p, struct bus_stats *out);
 

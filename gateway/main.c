@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <systemd/sd-daemon.h>
 
 #include "acktrack.h"
 #include "bus.h"
@@ -94,8 +95,13 @@ struct gateway {
     struct acktrack **acks; /* per uplink; NULL where no acknowledgement is expected */
     bool *tx_fault;         /* per uplink: transmission fault raised */
     struct remote *remote;  /* validates remote commands, remembers their ids */
-    struct evlog *evlog;    /* NULL when the log cannot be opened: alarms flow anyway */
-    int64_t next_prune;     /* monotonic */
+    bool *bus_seen;         /* per bus: something was heard from its poller */
+    bool ready;             /* READY=1 sent to the service manager */
+    int64_t watchdog_ms;    /* keep-alive interval; 0 when no watchdog is asked for */
+    int64_t next_watchdog;  /* monotonic */
+    bool stuck_logged;
+    struct evlog *evlog; /* NULL when the log cannot be opened: alarms flow anyway */
+    int64_t next_prune;  /* monotonic */
     struct evlist events;
 };
 
@@ -411,6 +417,7 @@ static void dispatch(struct gateway *gw)
 
 static void handle_msg(struct gateway *gw, struct bus_msg *m)
 {
+    gw->bus_seen[m->bus] = true;
     switch (m->type) {
     case BUS_MSG_SAMPLE:
         engine_sample(gw->engine, &m->sample, &gw->events);
@@ -597,6 +604,46 @@ static void send_heartbeats(struct gateway *gw, int64_t now_mono)
     free(json);
 }
 
+/* Longest wait for every bus's first poll before telling systemd we are ready anyway. */
+#define READY_LIMIT_MS 30000
+
+/*
+ * The service manager: READY=1 once every bus has been polled (or tried),
+ * and watchdog keep-alives only while the main loop turns and no poller is
+ * stuck, so a hung bus thread gets the daemon restarted.
+ */
+static void service_manager(struct gateway *gw, int64_t now_mono)
+{
+    if (!gw->ready) {
+        bool all = true;
+        for (size_t b = 0; b < gw->cfg->nbuses; b++)
+            all = all && gw->bus_seen[b];
+        if (all || now_mono - gw->started_mono >= READY_LIMIT_MS) {
+            gw->ready = true;
+            sd_notifyf(0, "READY=1\nSTATUS=polling %zu buses, %zu detectors", gw->cfg->nbuses,
+                       gw->cfg->ndetectors);
+            log_info("ready: %s", all ? "every bus has been polled"
+                                      : "not every bus answered within 30 s; running anyway");
+        }
+    }
+    if (!gw->watchdog_ms || now_mono < gw->next_watchdog)
+        return;
+    gw->next_watchdog = now_mono + gw->watchdog_ms / 2;
+    for (size_t b = 0; b < gw->cfg->nbuses; b++) {
+        struct bus_stats st;
+        bus_get_stats(gw->pollers[b], &st);
+        if (now_mono - st.alive_mono > st.stall_limit_ms) {
+            if (!gw->stuck_logged)
+                log_err("bus %s: its poller has not come round for %lld s; withholding the "
+                        "watchdog keep-alive so the service is restarted",
+                        gw->cfg->buses[b].id, (long long)((now_mono - st.alive_mono) / 1000));
+            gw->stuck_logged = true;
+            return;
+        }
+    }
+    sd_notify(0, "WATCHDOG=1");
+}
+
 static int run(struct gateway *gw)
 {
     while (!stop_requested) {
@@ -628,7 +675,9 @@ static int run(struct gateway *gw)
         for (size_t i = 0; i < gw->cfg->nuplinks; i++)
             uplink_tick(gw->uplinks[i], now.mono_ms);
         send_heartbeats(gw, now.mono_ms);
+        service_manager(gw, now.mono_ms);
     }
+    sd_notify(0, "STOPPING=1");
     return 0;
 }
 
@@ -676,6 +725,7 @@ static void gateway_free(struct gateway *gw)
             acktrack_free(gw->acks[i]);
     free(gw->acks);
     free(gw->tx_fault);
+    free(gw->bus_seen);
     remote_free(gw->remote);
     evlog_close(gw->evlog);
     engine_free(gw->engine);
@@ -786,6 +836,10 @@ static int gateway_start(struct gateway *gw, const struct options *o)
         return -1;
     }
 
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0)
+        gw->watchdog_ms = (int64_t)(wd_usec / 1000);
+    gw->bus_seen = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(bool));
     gw->queue = queue_new();
     gw->pollers = xcalloc(gw->cfg->nbuses, sizeof(*gw->pollers));
     for (size_t i = 0; i < gw->cfg->nbuses; i++) {

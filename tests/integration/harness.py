@@ -181,8 +181,9 @@ class Simulator:
 
 
 class Gateway:
-    def __init__(self, workdir, config, sets, state_dir=None):
+    def __init__(self, workdir, config, sets, state_dir=None, env=None):
         self.workdir = workdir
+        self.env = env
         self.state_dir = state_dir or os.path.join(workdir, "state")
         self.argv = [os.path.join(BUILD, "firegw"), "--config", config,
                      "--state-dir", self.state_dir, "--log-level", "debug"]
@@ -191,7 +192,8 @@ class Gateway:
         self.proc = None
 
     def start(self):
-        self.proc = Process("firegw", self.argv, self.workdir)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = Process("firegw", self.argv, self.workdir, env=env)
         return self
 
     def stop(self):
@@ -363,8 +365,8 @@ class GatewayTestCase(unittest.TestCase):
         self._cleanup.append(sim.stop)
         return sim
 
-    def start_gateway(self, sets, config=None, state_dir=None):
-        gw = Gateway(self.workdir, config or self.SITE, sets, state_dir).start()
+    def start_gateway(self, sets, config=None, state_dir=None, env=None):
+        gw = Gateway(self.workdir, config or self.SITE, sets, state_dir, env).start()
         self._gateways.append(gw)
         return gw
 
