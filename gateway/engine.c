@@ -1277,15 +1277,34 @@ static size_t target_dets(const struct engine *e, long zone, long det, size_t *o
     return e->zones[zone].ndets;
 }
 
+/* A disablement or test-mode event for detector det (>= 0) or zone, naming who asked. */
+static struct event mode_event(struct engine *e, long zone, long det, enum ev_kind kind,
+                               const char *rule, const char *user, struct ev_time t)
+{
+    struct event ev =
+        det >= 0 ? det_event(e, (size_t)det, kind, rule, t) : area_event(zone, kind, rule, user, t);
+    ev.test = false;
+    strlcpy_fg(ev.user, user ? user : "", sizeof(ev.user));
+    return ev;
+}
+
+/* Judge every detector of the target again under its new mode. */
+static void rejoin_targets(struct engine *e, long zone, long det, struct ev_time t,
+                           struct evlist *out)
+{
+    size_t one;
+    const size_t *list;
+    size_t n = target_dets(e, zone, det, &one, &list);
+    for (size_t k = 0; k < n; k++)
+        rejoin(e, list[k], t, out);
+}
+
 static void end_disable(struct engine *e, long zone, size_t det, const char *rule, const char *user,
                         struct ev_time t, struct evlist *out)
 {
     long d = zone >= 0 ? -1 : (long)det;
     long z = zone >= 0 ? zone : (long)e->cfg->detectors[det].zone;
-    struct event ev = zone >= 0 ? area_event(zone, EV_ENABLED, rule, user, t)
-                                : det_event(e, det, EV_ENABLED, rule, t);
-    ev.test = false;
-    strlcpy_fg(ev.user, user ? user : "", sizeof(ev.user));
+    struct event ev = mode_event(e, zone, d, EV_ENABLED, rule, user, t);
     snprintf(ev.detail, sizeof(ev.detail), "%s %s", zone >= 0 ? "zone" : "detector",
              strcmp(rule, "disablement_expired") == 0 ? "disablement expired: enabled again"
                                                       : "enabled again");
@@ -1294,13 +1313,7 @@ static void end_disable(struct engine *e, long zone, size_t det, const char *rul
         e->zones[zone].disabled = false;
     else
         e->dets[det].own_disabled = false;
-    size_t one;
-    const size_t *list;
-    size_t n = target_dets(e, z, d, &one, &list);
-    for (size_t k = 0; k < n; k++) {
-        size_t i = list[k];
-        rejoin(e, i, t, out);
-    }
+    rejoin_targets(e, z, d, t, out);
 }
 
 static void end_test(struct engine *e, long zone, size_t det, const char *rule, const char *user,
@@ -1308,10 +1321,7 @@ static void end_test(struct engine *e, long zone, size_t det, const char *rule, 
 {
     long d = zone >= 0 ? -1 : (long)det;
     long z = zone >= 0 ? zone : (long)e->cfg->detectors[det].zone;
-    struct event ev = zone >= 0 ? area_event(zone, EV_TEST_MODE_OFF, rule, user, t)
-                                : det_event(e, det, EV_TEST_MODE_OFF, rule, t);
-    ev.test = false;
-    strlcpy_fg(ev.user, user ? user : "", sizeof(ev.user));
+    struct event ev = mode_event(e, zone, d, EV_TEST_MODE_OFF, rule, user, t);
     snprintf(ev.detail, sizeof(ev.detail), "%s test mode %s", zone >= 0 ? "zone" : "detector",
              strcmp(rule, "test_mode_expired") == 0 ? "expired" : "ended");
     evlist_push(out, &ev);
@@ -1356,11 +1366,9 @@ int engine_disable(struct engine *e, const struct engine_op *op, int64_t until_m
         check_until(op, until_mono, "disable", err, errlen) < 0)
         return -1;
     size_t start = out->count;
-    struct event ev = det >= 0
-                          ? det_event(e, (size_t)det, EV_DISABLED, "detector_disabled", op->now)
-                          : area_event(zone, EV_DISABLED, "zone_disabled", op->user, op->now);
-    ev.test = false;
-    strlcpy_fg(ev.user, op->user ? op->user : "", sizeof(ev.user));
+    struct event ev =
+        mode_event(e, zone, det, EV_DISABLED, det >= 0 ? "detector_disabled" : "zone_disabled",
+                   op->user, op->now);
     snprintf(ev.detail, sizeof(ev.detail),
              "disabled at the gateway for %.0f s: its alarms are not reported until it is enabled",
              (double)(until_mono - op->now.mono_ms) / 1000.0);
@@ -1384,11 +1392,7 @@ int engine_disable(struct engine *e, const struct engine_op *op, int64_t until_m
         e->zones[zone].pas = PAS_IDLE;
     }
     schedule(e, until_mono);
-    n = target_dets(e, zone, det, &one, &list);
-    for (size_t k = 0; k < n; k++) {
-        size_t i = list[k];
-        rejoin(e, i, op->now, out);
-    }
+    rejoin_targets(e, zone, det, op->now, out);
     alarms_first(out, start);
     return 0;
 }
@@ -1448,10 +1452,8 @@ int engine_test_mode(struct engine *e, const struct engine_op *op, bool on, int6
         }
     }
     struct event ev =
-        det >= 0 ? det_event(e, (size_t)det, EV_TEST_MODE_ON, "detector_test_mode", op->now)
-                 : area_event(zone, EV_TEST_MODE_ON, "zone_test_mode", op->user, op->now);
-    ev.test = false;
-    strlcpy_fg(ev.user, op->user ? op->user : "", sizeof(ev.user));
+        mode_event(e, zone, det, EV_TEST_MODE_ON,
+                   det >= 0 ? "detector_test_mode" : "zone_test_mode", op->user, op->now);
     snprintf(ev.detail, sizeof(ev.detail),
              "test mode for %.0f s: alarms are test events, never sent as real",
              (double)(until_mono - op->now.mono_ms) / 1000.0);
@@ -1470,11 +1472,7 @@ int engine_test_mode(struct engine *e, const struct engine_op *op, bool on, int6
         e->zones[zone].test_until = until_mono;
     }
     schedule(e, until_mono);
-    n = target_dets(e, zone, det, &one, &list);
-    for (size_t k = 0; k < n; k++) {
-        size_t i = list[k];
-        rejoin(e, i, op->now, out);
-    }
+    rejoin_targets(e, zone, det, op->now, out);
     alarms_first(out, start);
     return 0;
 }

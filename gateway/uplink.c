@@ -94,29 +94,11 @@ struct uplink {
     bool disconnect_done;
 };
 
-/* A refused CONNECT comes as its MQTT 3.1.1 return code, unknown to MQTTAsync_strerror. */
-static const char *connack_text(int code)
-{
-    switch (code) {
-    case 1:
-        return "broker refused the connection: unacceptable protocol version";
-    case 2:
-        return "broker refused the connection: client id rejected";
-    case 3:
-        return "broker refused the connection: server unavailable";
-    case 4:
-        return "broker refused the connection: bad user name or password";
-    case 5:
-        return "broker refused the connection: not authorised";
-    }
-    return NULL;
-}
-
 static const char *failure_text(const MQTTAsync_failureData *resp)
 {
     if (!resp)
         return "unknown reason";
-    const char *connack = connack_text(resp->code);
+    const char *connack = mqtt_connack_text(resp->code);
     if (connack)
         return connack;
     if (resp->message && *resp->message)

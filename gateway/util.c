@@ -209,6 +209,23 @@ char *utf8_repaired(const char *s)
     return out;
 }
 
+const char *mqtt_connack_text(int code)
+{
+    switch (code) {
+    case 1:
+        return "broker refused the connection: unacceptable protocol version";
+    case 2:
+        return "broker refused the connection: client id rejected";
+    case 3:
+        return "broker refused the connection: server unavailable";
+    case 4:
+        return "broker refused the connection: bad user name or password";
+    case 5:
+        return "broker refused the connection: not authorised";
+    }
+    return NULL;
+}
+
 int64_t mono_ms(void)
 {
     struct timespec ts;

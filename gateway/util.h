@@ -42,6 +42,9 @@ size_t utf8_seq_len(const unsigned char *s, size_t avail);
  */
 char *utf8_repaired(const char *s);
 
+/* The MQTT 3.1.1 CONNACK refusal code 1..5 in words, or NULL for any other code. */
+const char *mqtt_connack_text(int code);
+
 /* Monotonic clock in milliseconds (for timers). */
 int64_t mono_ms(void);
 /* Wall clock in milliseconds since the Unix epoch (for timestamps). */

@@ -1522,27 +1522,10 @@ static void on_connected(void *context, MQTTAsync_successData *resp)
         log_err("cannot subscribe: %s (code %d)", MQTTAsync_strerror(rc), rc);
 }
 
-static const char *connack_text(int code)
-{
-    switch (code) {
-    case 1:
-        return "broker refused the connection: unacceptable protocol version";
-    case 2:
-        return "broker refused the connection: client id rejected";
-    case 3:
-        return "broker refused the connection: server unavailable";
-    case 4:
-        return "broker refused the connection: bad user name or password";
-    case 5:
-        return "broker refused the connection: not authorised";
-    }
-    return NULL;
-}
-
 static void on_connect_failed(void *context, MQTTAsync_failureData *resp)
 {
     struct watch *w = context;
-    const char *why = resp ? connack_text(resp->code) : NULL;
+    const char *why = resp ? mqtt_connack_text(resp->code) : NULL;
     if (!why)
         why = resp && resp->message ? resp->message : MQTTAsync_strerror(resp ? resp->code : -1);
     pthread_mutex_lock(&w->lock);

@@ -690,6 +690,22 @@ static void *flap(void *arg)
     return NULL;
 }
 
+static void flapper_start(struct flapper *fl, const struct sockaddr_in *a)
+{
+    int one = 1;
+    setsockopt(fl->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    assert_int_equal(bind(fl->fd, (const struct sockaddr *)a, sizeof(*a)), 0);
+    assert_int_equal(listen(fl->fd, 16), 0);
+    assert_int_equal(pthread_create(&fl->thread, NULL, flap, fl), 0);
+}
+
+static void flapper_stop(struct flapper *fl)
+{
+    atomic_store(&fl->stop, true);
+    pthread_join(fl->thread, NULL);
+    close(fl->fd);
+}
+
 static void test_flapping_peer_is_backed_off(void **state)
 {
     struct fixture *f = *state;
@@ -697,11 +713,7 @@ static void test_flapping_peer_is_backed_off(void **state)
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
                             .sin_port = htons((uint16_t)f->srv.port)};
-    int one = 1;
-    setsockopt(fl.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    assert_int_equal(bind(fl.fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(fl.fd, 16), 0);
-    assert_int_equal(pthread_create(&fl.thread, NULL, flap, &fl), 0);
+    flapper_start(&fl, &a);
 
     site_init(&f->site, f->srv.port, false);
     f->site.bus.reconnect_min_ms = 100;
@@ -720,9 +732,7 @@ static void test_flapping_peer_is_backed_off(void **state)
     }
     bus_stop(f->bus);
     f->bus = NULL;
-    atomic_store(&fl.stop, true);
-    pthread_join(fl.thread, NULL);
-    close(fl.fd);
+    flapper_stop(&fl);
     int accepts = atomic_load(&fl.accepts);
     assert_true(accepts >= 2);
     assert_true(accepts <= 12);
@@ -738,11 +748,7 @@ static void test_dead_link_is_reconnected_quietly(void **state)
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
                             .sin_port = htons((uint16_t)f->srv.port)};
-    int one = 1;
-    setsockopt(fl.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    assert_int_equal(bind(fl.fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(fl.fd, 16), 0);
-    assert_int_equal(pthread_create(&fl.thread, NULL, flap, &fl), 0);
+    flapper_start(&fl, &a);
 
     site_init(&f->site, f->srv.port, false);
     f->site.bus.poll_interval_ms = 100;
@@ -763,9 +769,7 @@ static void test_dead_link_is_reconnected_quietly(void **state)
     }
     bus_stop(f->bus);
     f->bus = NULL;
-    atomic_store(&fl.stop, true);
-    pthread_join(fl.thread, NULL);
-    close(fl.fd);
+    flapper_stop(&fl);
     /* every request timed out: the connection was made anew, without a bus fault */
     assert_true(atomic_load(&fl.accepts) >= 2);
     assert_int_equal(downs, 0);
