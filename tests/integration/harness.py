@@ -266,12 +266,18 @@ class Watcher:
             self.messages.append(record)
             self.lock.notify_all()
 
-    def wait_for(self, pred, timeout, what):
-        """The first recorded message for which pred(record) is true, waiting up to timeout."""
+    def mark(self):
+        """A position in the record: pass it as since= to look only at later messages."""
+        with self.lock:
+            return len(self.messages)
+
+    def wait_for(self, pred, timeout, what, since=0):
+        """The first message recorded at or after position since for which pred(record) is
+        true, waiting up to timeout."""
         deadline = time.monotonic() + timeout
         with self.lock:
             while True:
-                for m in self.messages:
+                for m in self.messages[since:]:
                     if pred(m):
                         return m
                 left = deadline - time.monotonic()
@@ -290,12 +296,12 @@ class Watcher:
                         out.append(m["json"])
             return out
 
-    def wait_event(self, timeout, **match):
+    def wait_event(self, timeout, since=0, **match):
         """Wait for an event whose fields match, e.g. kind="fire_alarm", detector__id="X"."""
         def pred(m):
             return (m["topic"].endswith("/event") and m["json"] is not None
                     and all(_field(m["json"], k) == v for k, v in match.items()))
-        return self.wait_for(pred, timeout, f"event {match}")["json"]
+        return self.wait_for(pred, timeout, f"event {match}", since)["json"]
 
     def clear(self):
         with self.lock:

@@ -37,9 +37,8 @@ class AlarmHandling(GatewayTestCase):
         sim.cmd("set R-S1 value 0.1")
         # End the test only once the gateway has seen the smoke gone: smoke still present
         # when test mode ends is a real alarm, and rightly so.
-        topic = "firegw/it-building/detector/R-S1/state"
-        w.wait_for(lambda m: m["topic"] == topic and m["json"]["test_mode"] and
-                   not m["json"]["test_alarm"], REPORT_S, "R-S1 clear while in test mode")
+        ended = w.wait_event(REPORT_S, kind="restore", rule="test_restore", detector__id="R-S1")
+        self.assertTrue(ended["test"])
         gw.ctl("test off zone Z2")
         w.wait_event(REPORT_S, kind="test_mode_off")
         self.assertEqual(w.events(kind="fire_alarm", detector__id="R-S1"), [])

@@ -70,11 +70,12 @@ class RemoteCommands(GatewayTestCase):
         t0 = time.monotonic()
         wait_until(lambda: time.monotonic() - t0 >= 1.0, 5, "clear air polled")
         reset = command("reset", "zone", "Z1")
+        since = w.mark()
         self.send(w, reset)
         self.assertEqual(self.response(w, reset["id"])["status"], "done")
         w.wait_event(REPORT_S, kind="restore", detector__id="T-S1")
         w.wait_for(lambda m: m["topic"] == topic and m["json"]["state"] == "normal", REPORT_S,
-                   "T-S1 normal again")
+                   "T-S1 normal again", since)
         self.responses_valid(w)
 
     def test_bad_commands_are_rejected_and_not_acted_on(self):
