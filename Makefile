@@ -35,6 +35,7 @@ LDFLAGS += $(SANFLAGS)
 MOD_BASE   := util log model
 MOD_PARSE  := ini profile cmdset event cfg
 MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
+	gateway delivery ctl \
 	command control acktrack remote evlog
 GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson -lsqlite3 -lsystemd $(LDLIBS_COMMON)
 

@@ -1,0 +1,357 @@
+/*
+ * The gateway's life: start (state directory and its lock, sequence numbers,
+ * event log, uplinks, control socket, one poller per bus), one turn of the
+ * main loop (samples -> engine -> events -> delivery), the service manager's
+ * READY and watchdog, and the orderly stop. Everything that blocks (Modbus,
+ * MQTT) runs on other threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "command.h"
+#include "gateway.h"
+#include "payload.h"
+#include "util.h"
+
+struct ev_time gw_now(void)
+{
+    struct ev_time t = {mono_ms(), wall_ms()};
+    return t;
+}
+
+/* mkdir -p for the state directory. */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        char saved = *s;
+        if (saved != '/' && saved != '\0')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0750) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "cannot create state directory %s: %s", p, strerror(errno));
+            rc = -1;
+            break;
+        }
+        *s = saved;
+        if (saved == '\0')
+            break;
+    }
+    free(p);
+    return rc;
+}
+
+/*
+ * One daemon per state directory: a second one would poll the same RS-485
+ * line and hand out the same sequence numbers. The lock lives as long as the
+ * process (the descriptor is never closed), and the kernel drops it on exit.
+ */
+static int lock_state_dir(const char *dir, char *err, size_t errlen)
+{
+    char *path = xasprintf("%s/firegw.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = read(fd, pid, sizeof(pid) - 1);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        snprintf(err, errlen,
+                 "another firegw (pid %s) is already running with state directory %s; "
+                 "stop it first",
+                 *pid ? pid : "unknown", dir);
+        close(fd);
+        free(path);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)len) != len)
+        log_warn("cannot write the pid into %s: %s", path, strerror(errno));
+    free(path);
+    return fd;
+}
+
+static void handle_msg(struct gateway *gw, struct bus_msg *m)
+{
+    gw->bus_seen[m->bus] = true;
+    switch (m->type) {
+    case BUS_MSG_SAMPLE:
+        engine_sample(gw->engine, &m->sample, &gw->events);
+        for (size_t i = 0; i < m->sample.nreadings; i++)
+            gw->answered[m->sample.readings[i].detector] = true;
+        break;
+    case BUS_MSG_DEVICE_STATE:
+        engine_device_state(gw->engine, m->device, m->up, m->why, m->t, &gw->events);
+        break;
+    case BUS_MSG_BUS_STATE:
+        gw->bus_up[m->bus] = m->up;
+        engine_bus_state(gw->engine, m->bus, m->up, m->why, m->t, &gw->events);
+        break;
+    }
+}
+
+/* A command from the local control socket: applied and its events sent at once. */
+static void on_control(void *arg, const char *line, const char *user, char *reply, size_t replylen)
+{
+    struct gateway *gw = arg;
+    int rc =
+        command_execute(gw->engine, gw->cfg, line, user, gw_now(), &gw->events, reply, replylen);
+    if (strncmp(line, "status", 6) != 0) {
+        log_notice("control: %s by %s: %s", line, user, rc == 0 ? "done" : reply);
+        evlog_add_command(gw->evlog, wall_ms(), user, line, rc == 0 ? "done" : reply);
+    }
+    delivery_dispatch(gw);
+}
+
+/* Longest wait for every bus's first poll before telling systemd we are ready anyway. */
+#define READY_LIMIT_MS 30000
+
+/*
+ * The service manager: READY=1 once every bus has been polled (or tried),
+ * and watchdog keep-alives only while the main loop turns and no poller is
+ * stuck, so a hung bus thread gets the daemon restarted.
+ */
+static void service_manager(struct gateway *gw, int64_t now_mono)
+{
+    if (!gw->ready) {
+        bool all = true;
+        for (size_t b = 0; b < gw->cfg->nbuses; b++)
+            all = all && gw->bus_seen[b];
+        if (all || now_mono - gw->started_mono >= READY_LIMIT_MS) {
+            gw->ready = true;
+            sd_notifyf(0, "READY=1\nSTATUS=polling %zu buses, %zu detectors", gw->cfg->nbuses,
+                       gw->cfg->ndetectors);
+            log_info("ready: %s", all ? "every bus has been polled"
+                                      : "not every bus answered within 30 s; running anyway");
+        }
+    }
+    if (!gw->watchdog_ms || now_mono < gw->next_watchdog)
+        return;
+    gw->next_watchdog = now_mono + gw->watchdog_ms / 2;
+    for (size_t b = 0; b < gw->cfg->nbuses; b++) {
+        struct bus_stats st;
+        bus_get_stats(gw->pollers[b], &st);
+        if (now_mono - st.alive_mono > st.stall_limit_ms) {
+            if (!gw->stuck_logged)
+                log_err("bus %s: its poller has not come round for %lld s; withholding the "
+                        "watchdog keep-alive so the service is restarted",
+                        gw->cfg->buses[b].id, (long long)((now_mono - st.alive_mono) / 1000));
+            gw->stuck_logged = true;
+            return;
+        }
+    }
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/*
+ * On the way out: stop the pollers, then evaluate and send what they had
+ * already read, so an alarm sampled just before SIGTERM still goes out.
+ */
+void gateway_drain(struct gateway *gw)
+{
+    if (gw->pollers) {
+        for (size_t i = 0; i < gw->cfg->nbuses; i++) {
+            bus_stop(gw->pollers[i]);
+            gw->pollers[i] = NULL;
+        }
+    }
+    if (!gw->queue || !gw->engine)
+        return;
+    struct bus_msg *m;
+    while ((m = queue_pop(gw->queue, 0)) != NULL) {
+        handle_msg(gw, m);
+        bus_msg_free(m);
+    }
+    delivery_dispatch(gw);
+}
+
+void gateway_free(struct gateway *gw)
+{
+    if (gw->pollers) {
+        for (size_t i = 0; i < gw->cfg->nbuses; i++)
+            bus_stop(gw->pollers[i]);
+        free(gw->pollers);
+    }
+    if (gw->uplinks) {
+        for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+            uplink_free(gw->uplinks[i], 2000);
+        free(gw->uplinks);
+    }
+    if (gw->queue)
+        queue_free(gw->queue, bus_msg_free);
+    control_close(gw->control);
+    if (gw->inbox)
+        queue_free(gw->inbox, uplink_msg_free);
+    if (gw->acks)
+        for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+            acktrack_free(gw->acks[i]);
+    free(gw->acks);
+    free(gw->tx_fault);
+    free(gw->bus_seen);
+    remote_free(gw->remote);
+    evlog_close(gw->evlog);
+    engine_free(gw->engine);
+    if (gw->seq_open)
+        event_seq_close(&gw->seq);
+    evlist_free(&gw->events);
+    free(gw->published);
+    free(gw->answered);
+    free(gw->seen_connects);
+    free(gw->bus_up);
+    free(gw->next_heartbeat);
+    cfg_free(gw->cfg);
+    if (gw->lock_fd >= 0)
+        close(gw->lock_fd);
+}
+
+int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *control_opt)
+{
+    char err[512];
+    const char *state_dir = state_dir_opt ? state_dir_opt : gw->cfg->gateway.state_dir;
+    if (!*state_dir) {
+        log_err("the state directory must not be empty");
+        return -1;
+    }
+    if (make_dirs(state_dir, err, sizeof(err)) < 0 ||
+        (gw->lock_fd = lock_state_dir(state_dir, err, sizeof(err))) < 0) {
+        log_err("%s", err);
+        return -1;
+    }
+    char *seq_path = xasprintf("%s/event-seq", state_dir);
+    int rc = event_seq_open(&gw->seq, seq_path, err, sizeof(err));
+    free(seq_path);
+    if (rc < 0) {
+        log_err("%s", err);
+        return -1;
+    }
+    if (rc == 1) {
+        log_err("%s", err);
+        strlcpy_fg(gw->seq_recovered, err, sizeof(gw->seq_recovered));
+    }
+    gw->seq_open = true;
+
+    struct ev_time now = gw_now();
+    gw->started_wall = now.wall_ms;
+    gw->started_mono = now.mono_ms;
+    gw->engine = engine_new(gw->cfg, now);
+    gw->published = xcalloc(gw->cfg->ndetectors * gw->cfg->nuplinks, sizeof(*gw->published));
+    gw->seen_connects = xcalloc(gw->cfg->nuplinks, sizeof(unsigned));
+    gw->answered = xcalloc(gw->cfg->ndetectors, sizeof(bool));
+    gw->bus_up = xcalloc(gw->cfg->nbuses, sizeof(bool));
+    gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
+
+    gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
+    /* Paho's message store: events survive a restart while a broker is away. */
+    char *outbox = xasprintf("%s/outbox", state_dir);
+    if (make_dirs(outbox, err, sizeof(err)) < 0) {
+        log_err("%s", err);
+        free(outbox);
+        return -1;
+    }
+    gw->inbox = queue_new();
+    gw->remote = remote_new(REMOTE_DEFAULT_REPLAY);
+    gw->acks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->acks));
+    gw->tx_fault = xcalloc(gw->cfg->nuplinks, sizeof(bool));
+    for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
+        gw->uplinks[i] =
+            uplink_new_persistent(gw->cfg, i, gw->started_wall, outbox, err, sizeof(err));
+        if (gw->uplinks[i] && gw->cfg->uplinks[i].ack_timeout_ms > 0) {
+            gw->acks[i] = acktrack_new(gw->cfg->uplinks[i].ack_timeout_ms);
+            uplink_subscribe(gw->uplinks[i], "ack", gw->inbox);
+        }
+        if (gw->uplinks[i] && gw->cfg->uplinks[i].commands)
+            uplink_subscribe(gw->uplinks[i], "command", gw->inbox);
+        if (!gw->uplinks[i] || uplink_start(gw->uplinks[i], err, sizeof(err)) < 0) {
+            log_err("uplink \"%s\": %s", gw->cfg->uplinks[i].id, err);
+            free(outbox);
+            return -1;
+        }
+        gw->next_heartbeat[i] = now.mono_ms;
+    }
+    free(outbox);
+
+    struct event start = {.kind = EV_GATEWAY_START,
+                          .source = SRC_GATEWAY,
+                          .detector = -1,
+                          .device = -1,
+                          .bus = -1,
+                          .rule = "gateway_start",
+                          .t = now};
+    snprintf(start.detail, sizeof(start.detail), "firegw %s started: %zu buses, %zu detectors%s",
+             FIREGW_VERSION, gw->cfg->nbuses, gw->cfg->ndetectors,
+             gw->seq_recovered[0] ? "; event sequence file was corrupt, numbering restarted" : "");
+    evlist_push(&gw->events, &start);
+
+    char *db = xasprintf("%s/%s", state_dir, EVLOG_FILE_NAME);
+    err[0] = '\0';
+    gw->evlog = evlog_open(db, NULL, err, sizeof(err));
+    if (err[0])
+        log_err("event log %s: %s%s", db, err,
+                gw->evlog ? "" : "; running without an event log, alarms are sent as usual");
+    free(db);
+
+    char *control_path =
+        control_opt ? xstrdup(control_opt) : xasprintf("%s/control.sock", state_dir);
+    gw->control = control_open(control_path, err, sizeof(err));
+    free(control_path);
+    if (!gw->control) {
+        log_err("%s", err);
+        return -1;
+    }
+
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0)
+        gw->watchdog_ms = (int64_t)(wd_usec / 1000);
+    gw->bus_seen = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(bool));
+    gw->queue = queue_new();
+    gw->pollers = xcalloc(gw->cfg->nbuses, sizeof(*gw->pollers));
+    for (size_t i = 0; i < gw->cfg->nbuses; i++) {
+        gw->pollers[i] = bus_start(gw->cfg, i, gw->queue, err, sizeof(err));
+        if (!gw->pollers[i]) {
+            log_err("bus \"%s\": %s", gw->cfg->buses[i].id, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void gateway_step(struct gateway *gw, int wait_ms)
+{
+    struct bus_msg *m = queue_pop(gw->queue, wait_ms);
+    for (int n = 0; m && n < GW_BATCH_MAX; n++) {
+        handle_msg(gw, m);
+        bus_msg_free(m);
+        m = n + 1 < GW_BATCH_MAX ? queue_pop(gw->queue, 0) : NULL;
+    }
+    struct ev_time now = gw_now();
+    engine_tick(gw->engine, now, &gw->events);
+    delivery_inbound(gw);
+    delivery_check_acks(gw, now.mono_ms);
+    delivery_dispatch(gw);
+    control_poll(gw->control, on_control, gw);
+    if (now.mono_ms >= gw->next_prune) {
+        gw->next_prune = now.mono_ms + 1000;
+        evlog_prune(gw->evlog, now.wall_ms);
+    }
+    if (event_seq_reserve_ahead(&gw->seq) < 0)
+        log_limited(&gw->seq_limit, now.mono_ms, LOG_LVL_ERR,
+                    "cannot save event sequence numbers in %s: %s", gw->seq.path, strerror(errno));
+    for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+        uplink_tick(gw->uplinks[i], now.mono_ms);
+    delivery_heartbeats(gw, now.mono_ms);
+    service_manager(gw, now.mono_ms);
+}

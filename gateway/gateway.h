@@ -1,0 +1,94 @@
+/*
+ * The running gateway: everything the daemon holds while it runs, shared by
+ * gateway.c (start, the main loop's turn, stop), delivery.c (what goes out
+ * to the uplinks and what comes back from them) and main.c (options and
+ * signals). Only the main thread touches it; pollers and brokers hand data
+ * over through queues.
+ */
+#ifndef FIREGW_GATEWAY_H
+#define FIREGW_GATEWAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "acktrack.h"
+#include "bus.h"
+#include "cfg.h"
+#include "control.h"
+#include "engine.h"
+#include "event.h"
+#include "evlog.h"
+#include "log.h"
+#include "queue.h"
+#include "remote.h"
+#include "uplink.h"
+
+/* Samples or inbound messages taken in one batch, so one batch's events are sorted together. */
+#define GW_BATCH_MAX 256
+
+/* What the last published retained state of a detector on one uplink was. */
+struct published {
+    bool done;
+    struct det_status st; /* value and times are not compared */
+};
+
+struct gateway {
+    struct cfg *cfg;
+    struct engine *engine;
+    struct queue *queue;
+    struct bus_poller **pollers;
+    struct uplink **uplinks;
+    struct published *published; /* nuplinks x ndetectors */
+    bool *answered;              /* per detector: has answered at least once */
+    unsigned *seen_connects;     /* per uplink: uplink_connections when states were last sent */
+    bool *bus_up;
+    int lock_fd; /* held for the life of the process */
+    struct event_seq seq;
+    struct log_limit seq_limit;
+    char seq_recovered[320]; /* why numbering restarted, for the start event */
+    bool seq_open;
+    uint64_t last_seq;
+    int64_t started_wall;
+    int64_t started_mono;
+    int64_t *next_heartbeat; /* per uplink, monotonic */
+    struct control *control;
+    struct queue *inbox;    /* messages from the brokers (struct uplink_msg) */
+    struct acktrack **acks; /* per uplink; NULL where no acknowledgement is expected */
+    bool *tx_fault;         /* per uplink: transmission fault raised */
+    struct remote *remote;  /* validates remote commands, remembers their ids */
+    bool *bus_seen;         /* per bus: something was heard from its poller */
+    bool ready;             /* READY=1 sent to the service manager */
+    int64_t watchdog_ms;    /* keep-alive interval; 0 when no watchdog is asked for */
+    int64_t next_watchdog;  /* monotonic */
+    bool stuck_logged;
+    struct evlog *evlog; /* NULL when the log cannot be opened: alarms flow anyway */
+    int64_t next_prune;  /* monotonic */
+    struct evlist events;
+};
+
+/* Now on both clocks. */
+struct ev_time gw_now(void);
+
+/*
+ * Open the state directory (state_dir, or the config's), the event log, the
+ * control socket (control_path, or STATE_DIR/control.sock), the uplinks, and
+ * start one poller per bus. -1 after logging why; call gateway_free anyway.
+ */
+int gateway_start(struct gateway *gw, const char *state_dir, const char *control_path);
+/* One turn of the main loop: waits up to wait_ms for samples, then handles everything due. */
+void gateway_step(struct gateway *gw, int wait_ms);
+/* Stop the pollers and send what they had already read. */
+void gateway_drain(struct gateway *gw);
+/* Release everything gateway_start made, the config included. */
+void gateway_free(struct gateway *gw);
+
+/* Stamp, log, store and send the events waiting in gw->events; then the retained states. */
+void delivery_dispatch(struct gateway *gw);
+/* Handle acknowledgements and remote commands that arrived from the brokers. */
+void delivery_inbound(struct gateway *gw);
+/* Send again the fire alarms not acknowledged in time; raise the transmission fault. */
+void delivery_check_acks(struct gateway *gw, int64_t now_mono);
+/* Heartbeats that are due, on every uplink. */
+void delivery_heartbeats(struct gateway *gw, int64_t now_mono);
+
+#endif
