@@ -35,7 +35,7 @@ LDFLAGS += $(SANFLAGS)
 MOD_BASE   := util log model
 MOD_PARSE  := ini profile cmdset event cfg
 MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
-	gateway delivery ctl \
+	gateway delivery ctl reload \
 	command control acktrack remote evlog
 GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson -lsqlite3 -lsystemd $(LDLIBS_COMMON)
 
@@ -56,6 +56,7 @@ T_cfg     := $(MOD_BASE) $(MOD_PARSE)
 T_ini     := util log ini
 T_event   := util log event
 T_engine  := $(MOD_BASE) event engine
+T_reload  := $(MOD_BASE) $(MOD_PARSE) engine reload
 T_engine_rules := $(MOD_BASE) event engine
 T_engine_cfg := $(MOD_BASE) $(MOD_PARSE)
 T_payload := $(MOD_BASE) event engine payload

@@ -129,6 +129,7 @@ static void post(struct bus_poller *p, enum bus_msg_type type, size_t device, bo
 {
     struct bus_msg *m = xcalloc(1, sizeof(*m));
     m->type = type;
+    m->cfg = p->cfg;
     m->bus = p->bus;
     m->device = device;
     m->up = up;
@@ -340,6 +341,7 @@ static void post_sample(struct bus_poller *p, struct device *d)
 {
     struct bus_msg *m = xcalloc(1, sizeof(*m));
     m->type = BUS_MSG_SAMPLE;
+    m->cfg = p->cfg;
     m->bus = p->bus;
     m->device = d->index;
     m->up = true;

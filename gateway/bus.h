@@ -23,6 +23,7 @@ enum bus_msg_type {
 
 struct bus_msg {
     enum bus_msg_type type;
+    const struct cfg *cfg; /* the poller's config: indexes below are into it */
     size_t bus;
     size_t device; /* DEVICE_STATE and SAMPLE */
     bool up;       /* DEVICE_STATE and BUS_STATE */

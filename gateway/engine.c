@@ -144,6 +144,61 @@ void engine_free(struct engine *e)
     free(e);
 }
 
+static long find_zone(const struct cfg *cfg, const char *id)
+{
+    for (size_t i = 0; id && i < cfg->nzones; i++)
+        if (strcmp(cfg->zones[i].id, id) == 0)
+            return (long)i;
+    return -1;
+}
+
+void engine_adopt(struct engine *e, const struct engine *old, struct ev_time now)
+{
+    const struct cfg *oc = old->cfg, *nc = e->cfg;
+    for (size_t i = 0; i < nc->ndetectors; i++) {
+        long o = cfg_find_detector(oc, nc->detectors[i].id);
+        if (o < 0)
+            continue;
+        struct det_state *d = &e->dets[i];
+        struct ror_sample *ring = d->ring;
+        *d = old->dets[o];
+        d->ring = ring;
+        /* a rate-of-rise history only means something for the same element */
+        if (ring && old->dets[o].ring)
+            memcpy(ring, old->dets[o].ring, ROR_RING * sizeof(*ring));
+        else
+            d->ring_head = d->ring_n = 0;
+    }
+    for (size_t z = 0; z < nc->nzones; z++) {
+        long o = find_zone(oc, nc->zones[z].id);
+        if (o < 0)
+            continue;
+        struct zone_state *zs = &e->zones[z];
+        const struct zone_state *os = &old->zones[o];
+        size_t *dets = zs->dets, ndets = zs->ndets;
+        *zs = *os;
+        zs->dets = dets;
+        zs->ndets = ndets;
+        if (os->verifying) {
+            long v = cfg_find_detector(nc, oc->detectors[os->verify_det].id);
+            zs->verifying = v >= 0 && nc->detectors[v].zone == z;
+            zs->verify_det = v >= 0 ? (size_t)v : 0;
+        }
+    }
+    for (size_t i = 0; i < nc->ndevices; i++) {
+        long o = cfg_find_device(oc, nc->devices[i].id);
+        if (o >= 0)
+            e->devs[i] = old->devs[o];
+    }
+    for (size_t i = 0; i < nc->nbuses; i++) {
+        long o = cfg_find_bus(oc, nc->buses[i].id);
+        if (o >= 0)
+            e->bus_down[i] = old->bus_down[o];
+    }
+    /* every timer is looked at again on the next tick */
+    e->next_due = now.mono_ms;
+}
+
 const struct det_status *engine_detector(const struct engine *e, size_t det)
 {
     if (!e || det >= e->cfg->ndetectors)
@@ -1069,14 +1124,6 @@ void engine_tick(struct engine *e, struct ev_time now, struct evlist *out)
         next = earlier(next, dev_timers(e, i, now, out));
     e->next_due = earlier(next, e->next_due);
     alarms_first(out, start);
-}
-
-static long find_zone(const struct cfg *cfg, const char *id)
-{
-    for (size_t i = 0; id && i < cfg->nzones; i++)
-        if (strcmp(cfg->zones[i].id, id) == 0)
-            return (long)i;
-    return -1;
 }
 
 /*

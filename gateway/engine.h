@@ -71,6 +71,13 @@ struct engine;
  */
 struct engine *engine_new(const struct cfg *cfg, struct ev_time now);
 void engine_free(struct engine *e);
+/*
+ * Carry the state of old (made from the previous config) into e (made from
+ * the new one), matching detectors, zones, devices and buses by id: latched
+ * alarms, acknowledgements, disablements and test modes, faults, timers.
+ * Points only in the new config start fresh. old is left as it was.
+ */
+void engine_adopt(struct engine *e, const struct engine *old, struct ev_time now);
 
 /* A device answered: evaluate its readings. Appends events to out. */
 void engine_sample(struct engine *e, const struct device_sample *s, struct evlist *out);

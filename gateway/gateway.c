@@ -85,8 +85,41 @@ static int lock_state_dir(const char *dir, char *err, size_t errlen)
     return fd;
 }
 
+/*
+ * A message from a poller that runs on since an earlier config: its indexes
+ * are turned into the current config's. False when what it is about is gone.
+ */
+static bool remap_msg(struct gateway *gw, struct bus_msg *m)
+{
+    const struct reload_map *map = NULL;
+    for (size_t i = 0; i < gw->nretired && !map; i++)
+        if (gw->maps[i]->from == m->cfg)
+            map = gw->maps[i];
+    if (!map || map->bus[m->bus] < 0 ||
+        (m->type != BUS_MSG_BUS_STATE && map->device[m->device] < 0))
+        return false;
+    m->bus = (size_t)map->bus[m->bus];
+    if (m->type == BUS_MSG_BUS_STATE)
+        return true;
+    m->device = (size_t)map->device[m->device];
+    m->sample.device = m->device;
+    size_t kept = 0;
+    for (size_t i = 0; i < m->sample.nreadings; i++) {
+        long d = map->detector[m->sample.readings[i].detector];
+        if (d < 0)
+            continue;
+        m->sample.readings[kept] = m->sample.readings[i];
+        m->sample.readings[kept++].detector = (size_t)d;
+    }
+    m->sample.nreadings = kept;
+    m->cfg = gw->cfg;
+    return true;
+}
+
 static void handle_msg(struct gateway *gw, struct bus_msg *m)
 {
+    if (m->cfg && m->cfg != gw->cfg && !remap_msg(gw, m))
+        return;
     gw->bus_seen[m->bus] = true;
     switch (m->type) {
     case BUS_MSG_SAMPLE:
@@ -144,6 +177,8 @@ static void service_manager(struct gateway *gw, int64_t now_mono)
     gw->next_watchdog = now_mono + gw->watchdog_ms / 2;
     for (size_t b = 0; b < gw->cfg->nbuses; b++) {
         struct bus_stats st;
+        if (!gw->pollers[b])
+            continue;
         bus_get_stats(gw->pollers[b], &st);
         if (now_mono - st.alive_mono > st.stall_limit_ms) {
             if (!gw->stuck_logged)
@@ -177,6 +212,151 @@ void gateway_drain(struct gateway *gw)
         bus_msg_free(m);
     }
     delivery_dispatch(gw);
+}
+
+/* Forget retired configs no poller uses any more; map the others onto the current one. */
+static void prune_retired(struct gateway *gw, const struct cfg **in_use, size_t nin_use)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < gw->nretired; i++) {
+        struct cfg *c = gw->retired[i];
+        bool used = c == gw->uplink_cfg;
+        for (size_t k = 0; k < nin_use && !used; k++)
+            used = in_use[k] == c;
+        reload_map_free(gw->maps[i]);
+        if (!used) {
+            cfg_free(c);
+            continue;
+        }
+        gw->retired[kept] = c;
+        gw->maps[kept++] = reload_map_new(c, gw->cfg);
+    }
+    gw->nretired = kept;
+}
+
+/* Remove the retained state of detectors the new config no longer has. */
+static void clear_removed_states(struct gateway *gw, const struct cfg *old)
+{
+    for (size_t d = 0; d < old->ndetectors; d++) {
+        if (cfg_find_detector(gw->cfg, old->detectors[d].id) >= 0)
+            continue;
+        char *topic = xasprintf("detector/%s/state", old->detectors[d].id);
+        for (size_t up = 0; up < gw->cfg->nuplinks; up++)
+            uplink_publish_live(gw->uplinks[up], topic, "", 1, true);
+        free(topic);
+    }
+}
+
+static bool *remap_bools(const bool *old, const long *map, size_t nold, size_t nnew)
+{
+    bool *out = xcalloc(nnew ? nnew : 1, sizeof(bool));
+    for (size_t i = 0; i < nold; i++)
+        if (map[i] >= 0)
+            out[map[i]] = old[i];
+    return out;
+}
+
+int gateway_reload(struct gateway *gw, const char *user, char *err, size_t errlen)
+{
+    char *cerr = xcalloc(1, 16384);
+    struct cfg *nc = cfg_load_ex(gw->config_path, gw->overrides, gw->noverrides, cerr, 16384);
+    if (!nc) {
+        snprintf(err, errlen, "the new configuration has errors; the running one is kept:\n%s",
+                 cerr);
+        free(cerr);
+        log_err("reload by %s refused: %s", user, err);
+        evlog_add_command(gw->evlog, wall_ms(), user, "reload", "refused: configuration errors");
+        return -1;
+    }
+    free(cerr);
+    char why[512];
+    if (reload_check(gw->cfg, nc, gw->engine, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "reload refused, the running configuration is kept: %s", why);
+        log_err("reload by %s: %s", user, err);
+        evlog_add_command(gw->evlog, wall_ms(), user, "reload", err);
+        cfg_free(nc);
+        return -1;
+    }
+    struct cfg *oc = gw->cfg;
+    /* Pollers of buses polled exactly alike run on; the others stop now. */
+    struct bus_poller **pollers = xcalloc(nc->nbuses ? nc->nbuses : 1, sizeof(*pollers));
+    const struct cfg **pcfg = xcalloc(nc->nbuses ? nc->nbuses : 1, sizeof(*pcfg));
+    size_t kept = 0, restarted = 0;
+    for (size_t b = 0; b < oc->nbuses; b++) {
+        long nb = cfg_find_bus(nc, oc->buses[b].id);
+        if (nb >= 0 && reload_bus_unchanged(oc, b, nc, (size_t)nb)) {
+            pollers[nb] = gw->pollers[b];
+            pcfg[nb] = gw->poller_cfg[b];
+            kept++;
+        } else {
+            bus_stop(gw->pollers[b]);
+        }
+        gw->pollers[b] = NULL;
+    }
+    /* What the pollers read so far is judged under the old config. */
+    struct bus_msg *m;
+    while ((m = queue_pop(gw->queue, 0)) != NULL) {
+        handle_msg(gw, m);
+        bus_msg_free(m);
+    }
+    struct ev_time now = gw_now();
+    engine_tick(gw->engine, now, &gw->events);
+    delivery_dispatch(gw);
+
+    struct engine *ne = engine_new(nc, now);
+    engine_adopt(ne, gw->engine, now);
+    struct reload_map *map = reload_map_new(oc, nc);
+    bool *answered = remap_bools(gw->answered, map->detector, oc->ndetectors, nc->ndetectors);
+    bool *bus_up = remap_bools(gw->bus_up, map->bus, oc->nbuses, nc->nbuses);
+    bool *bus_seen = remap_bools(gw->bus_seen, map->bus, oc->nbuses, nc->nbuses);
+    reload_map_free(map);
+    engine_free(gw->engine);
+    gw->engine = ne;
+    free(gw->answered);
+    gw->answered = answered;
+    free(gw->bus_up);
+    gw->bus_up = bus_up;
+    free(gw->bus_seen);
+    gw->bus_seen = bus_seen;
+    free(gw->published);
+    gw->published = xcalloc(nc->ndetectors * nc->nuplinks + 1, sizeof(*gw->published));
+    free(gw->pollers);
+    gw->pollers = pollers;
+    free(gw->poller_cfg);
+    gw->poller_cfg = pcfg;
+
+    gw->cfg = nc;
+    clear_removed_states(gw, oc);
+    gw->retired = xrealloc(gw->retired, (gw->nretired + 1) * sizeof(*gw->retired));
+    gw->maps = xrealloc(gw->maps, (gw->nretired + 1) * sizeof(*gw->maps));
+    gw->retired[gw->nretired] = oc;
+    gw->maps[gw->nretired++] = NULL;
+    prune_retired(gw, pcfg, nc->nbuses);
+
+    int rc = 0;
+    for (size_t b = 0; b < nc->nbuses; b++) {
+        if (pollers[b])
+            continue;
+        char berr[512];
+        pollers[b] = bus_start(nc, b, gw->queue, berr, sizeof(berr));
+        pcfg[b] = nc;
+        restarted++;
+        if (!pollers[b]) {
+            /* The config was valid; a poller that cannot start is reported like a dead bus. */
+            log_err("bus \"%s\": %s", nc->buses[b].id, berr);
+            engine_bus_state(gw->engine, b, false, berr, now, &gw->events);
+            rc = -1;
+        }
+    }
+    char *summary = xasprintf("applied: %zu buses kept polling, %zu (re)started; %zu detectors",
+                              kept, restarted, nc->ndetectors);
+    log_notice("configuration reloaded by %s: %s", user, summary);
+    evlog_add_command(gw->evlog, now.wall_ms, user, "reload", summary);
+    free(summary);
+    delivery_dispatch(gw);
+    if (rc < 0)
+        snprintf(err, errlen, "the configuration was applied but a bus could not be started");
+    return rc;
 }
 
 void gateway_free(struct gateway *gw)
@@ -213,6 +393,13 @@ void gateway_free(struct gateway *gw)
     free(gw->seen_connects);
     free(gw->bus_up);
     free(gw->next_heartbeat);
+    free(gw->poller_cfg);
+    for (size_t i = 0; i < gw->nretired; i++) {
+        reload_map_free(gw->maps[i]);
+        cfg_free(gw->retired[i]);
+    }
+    free(gw->maps);
+    free(gw->retired);
     cfg_free(gw->cfg);
     if (gw->lock_fd >= 0)
         close(gw->lock_fd);
@@ -254,6 +441,7 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
     gw->bus_up = xcalloc(gw->cfg->nbuses, sizeof(bool));
     gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
 
+    gw->uplink_cfg = gw->cfg;
     gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
     /* Paho's message store: events survive a restart while a broker is away. */
     char *outbox = xasprintf("%s/outbox", state_dir);
@@ -318,8 +506,10 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
         gw->watchdog_ms = (int64_t)(wd_usec / 1000);
     gw->bus_seen = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(bool));
     gw->queue = queue_new();
-    gw->pollers = xcalloc(gw->cfg->nbuses, sizeof(*gw->pollers));
+    gw->pollers = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(*gw->pollers));
+    gw->poller_cfg = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(*gw->poller_cfg));
     for (size_t i = 0; i < gw->cfg->nbuses; i++) {
+        gw->poller_cfg[i] = gw->cfg;
         gw->pollers[i] = bus_start(gw->cfg, i, gw->queue, err, sizeof(err));
         if (!gw->pollers[i]) {
             log_err("bus \"%s\": %s", gw->cfg->buses[i].id, err);

@@ -20,6 +20,7 @@
 #include "evlog.h"
 #include "log.h"
 #include "queue.h"
+#include "reload.h"
 #include "remote.h"
 #include "uplink.h"
 
@@ -33,10 +34,18 @@ struct published {
 };
 
 struct gateway {
-    struct cfg *cfg;
+    struct cfg *cfg;              /* the current configuration */
+    const char *config_path;      /* where it was read from, for reloads */
+    const char *const *overrides; /* --set options, applied again on reload */
+    size_t noverrides;
+    struct cfg **retired;     /* older configs still used by a poller or by the uplinks */
+    struct reload_map **maps; /* per retired config: its indexes onto the current one */
+    size_t nretired;
+    const struct cfg *uplink_cfg; /* the config the uplinks were made with */
     struct engine *engine;
     struct queue *queue;
-    struct bus_poller **pollers;
+    struct bus_poller **pollers;   /* per bus; NULL where it could not be started on a reload */
+    const struct cfg **poller_cfg; /* per bus: the config its poller was started with */
     struct uplink **uplinks;
     struct published *published; /* nuplinks x ndetectors */
     bool *answered;              /* per detector: has answered at least once */
@@ -77,6 +86,14 @@ struct ev_time gw_now(void);
 int gateway_start(struct gateway *gw, const char *state_dir, const char *control_path);
 /* One turn of the main loop: waits up to wait_ms for samples, then handles everything due. */
 void gateway_step(struct gateway *gw, int wait_ms);
+/*
+ * Read the config file again and apply it without a restart: buses whose
+ * polling is unchanged keep their pollers, others are restarted, and alarm
+ * states, latches, acknowledgements, disablements and test modes carry over.
+ * An invalid config, or one that changes what needs a restart, is refused
+ * with the reason in err and the running one kept. user is recorded.
+ */
+int gateway_reload(struct gateway *gw, const char *user, char *err, size_t errlen);
 /* Stop the pollers and send what they had already read. */
 void gateway_drain(struct gateway *gw);
 /* Release everything gateway_start made, the config included. */

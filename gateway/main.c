@@ -161,8 +161,11 @@ static int run(struct gateway *gw)
     while (!stop_requested) {
         if (reload_requested) {
             reload_requested = 0;
-            log_warn("SIGHUP: configuration reload is not supported in this version; "
-                     "restart the service to apply a new configuration");
+            char err[16384];
+            sd_notify(0, "RELOADING=1");
+            gateway_reload(gw, "SIGHUP", err, sizeof(err));
+            sd_notifyf(0, "READY=1\nSTATUS=polling %zu buses, %zu detectors", gw->cfg->nbuses,
+                       gw->cfg->ndetectors);
         }
         gateway_step(gw, LOOP_WAIT_MS);
     }
@@ -196,6 +199,9 @@ int main(int argc, char **argv)
 
     struct gateway gw = {.lock_fd = -1};
     gw.cfg = load_config(o.config, &o);
+    gw.config_path = o.config;
+    gw.overrides = o.overrides;
+    gw.noverrides = o.noverrides;
     if (!gw.cfg)
         return 1;
     if (!o.log_level && gw.cfg->gateway.log_level) {
