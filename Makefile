@@ -35,7 +35,7 @@ LDFLAGS += $(SANFLAGS)
 MOD_BASE   := util log model
 MOD_PARSE  := ini profile cmdset event cfg
 MOD_GW     := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus event engine payload uplink \
-	gateway delivery ctl reload \
+	gateway delivery ctl reload outbox \
 	command control acktrack remote evlog
 GW_LIBS    := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson -lsqlite3 -lsystemd $(LDLIBS_COMMON)
 
@@ -145,4 +145,4 @@ lint:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)

@@ -14,6 +14,7 @@
 
 #include "command.h"
 #include "gateway.h"
+#include "outbox.h"
 #include "payload.h"
 #include "util.h"
 
@@ -108,6 +109,97 @@ static void publish_states(struct gateway *gw)
 }
 
 /*
+ * Store an event for one uplink in the durable outbox; without an outbox
+ * (it could not be opened or the disk refuses), hand it straight to Paho's
+ * memory queue rather than lose it. 0, or -1 when neither took it.
+ */
+static int enqueue(struct gateway *gw, size_t up, int prio, uint64_t seq, const char *event_id,
+                   const char *json)
+{
+    const struct cfg_uplink *uc = &gw->cfg->uplinks[up];
+    char err[512];
+    bool dropped = false;
+    if (gw->outbox && outbox_put(gw->outbox, uc->id, (size_t)uc->max_buffered, prio, seq, event_id,
+                                 "event", json, &dropped, err, sizeof(err)) == 0) {
+        if (dropped)
+            log_limited(&gw->outbox_limit, mono_ms(), LOG_LVL_WARN,
+                        "uplink %s: the outbox holds max_buffered = %d events; the oldest "
+                        "least urgent one was dropped to make room",
+                        uc->id, uc->max_buffered);
+        return 0;
+    }
+    if (gw->outbox)
+        log_limited(&gw->outbox_limit, mono_ms(), LOG_LVL_ERR,
+                    "%s; event #%llu waits in memory only", err, (unsigned long long)seq);
+    return uplink_publish(gw->uplinks[up], "event", json, 1, false);
+}
+
+static void forget_in_flight(struct gateway *gw, size_t up, size_t k)
+{
+    struct in_flight *f = &gw->flight[up];
+    free(f->event_id[k]);
+    f->n--;
+    f->id[k] = f->id[f->n];
+    f->sent_mono[k] = f->sent_mono[f->n];
+    f->event_id[k] = f->event_id[f->n];
+}
+
+void delivery_flush(struct gateway *gw, size_t up)
+{
+    struct in_flight *f = &gw->flight[up];
+    if (!gw->outbox || !uplink_connected(gw->uplinks[up]))
+        return;
+    int64_t now = mono_ms();
+    /*
+     * After a reconnect, or when the broker never answered, send again what
+     * was in flight: at least once, receivers deduplicate by event_id.
+     */
+    unsigned connects = uplink_connections(gw->uplinks[up]);
+    bool resend_all = connects != f->connects;
+    f->connects = connects;
+    if (resend_all)
+        uplink_untrack_all(gw->uplinks[up]);
+    for (size_t k = f->n; k-- > 0;)
+        if (resend_all || now - f->sent_mono[k] > FLIGHT_TIMEOUT_MS)
+            forget_in_flight(gw, up, k);
+    if (f->n >= FLIGHT_MAX)
+        return;
+    struct outbox_item items[FLIGHT_MAX];
+    int n = outbox_next(gw->outbox, gw->cfg->uplinks[up].id, f->id, f->n, items, FLIGHT_MAX - f->n);
+    for (int i = 0; i < n; i++) {
+        if (uplink_publish_tracked(gw->uplinks[up], items[i].subtopic, items[i].payload,
+                                   items[i].id, gw->delivered) == 0) {
+            f->id[f->n] = items[i].id;
+            f->sent_mono[f->n] = now;
+            f->event_id[f->n++] = items[i].event_id;
+            items[i].event_id = NULL;
+        }
+        outbox_item_clear(&items[i]);
+    }
+}
+
+/* The brokers' receipts: delivered messages leave the outbox, failed ones are sent again. */
+void delivery_receipts(struct gateway *gw)
+{
+    struct uplink_done *d;
+    for (int n = 0; n < GW_BATCH_MAX && (d = queue_pop(gw->delivered, 0)) != NULL; n++) {
+        struct in_flight *f = &gw->flight[d->uplink];
+        for (size_t k = 0; k < f->n; k++) {
+            if (f->id[k] != d->tag)
+                continue;
+            if (d->ok) {
+                outbox_done(gw->outbox, d->tag);
+                evlog_add_delivery(gw->evlog, wall_ms(), f->event_id[k],
+                                   gw->cfg->uplinks[d->uplink].id, "delivered", NULL);
+            }
+            forget_in_flight(gw, d->uplink, k);
+            break;
+        }
+        free(d);
+    }
+}
+
+/*
  * Send a batch of events: most urgent first, each stamped, logged and
  * published before any retained state, so telemetry never delays an alarm.
  */
@@ -134,21 +226,29 @@ void delivery_dispatch(struct gateway *gw)
             if (!cfg_uplink_wants(gw->cfg, up, ev->kind, zone >= 0, (size_t)(zone < 0 ? 0 : zone),
                                   ev->test))
                 continue;
-            int rc = uplink_publish(gw->uplinks[up], "event", json, 1, false);
+            int prio = ev_priority(ev->kind);
+            int rc = enqueue(gw, up, prio, ev->seq, ev->id, json);
             evlog_add_delivery(gw->evlog, ev->t.wall_ms, ev->id, gw->cfg->uplinks[up].id,
-                               rc == 0 ? "accepted" : "failed", NULL);
+                               rc == 0 ? "queued" : "failed", NULL);
             if (rc < 0)
                 log_err("uplink %s: event #%llu (%s) was NOT accepted for delivery%s",
                         gw->cfg->uplinks[up].id, (unsigned long long)ev->seq,
                         ev_kind_name(ev->kind), needs_ack ? "; it will be sent again" : "");
             /* Refused or not, an alarm waits for its acknowledgement and is sent again. */
-            if (needs_ack && gw->acks[up])
+            if (needs_ack && gw->acks[up]) {
                 acktrack_sent(gw->acks[up], ev->id, ev->seq, json, mono_ms());
+                outbox_ack_wait(gw->outbox, gw->cfg->uplinks[up].id, ev->id, ev->seq, json);
+            }
+            /* A fire alarm goes to the broker before the rest of the batch is even stored. */
+            if (prio == 0)
+                delivery_flush(gw, up);
         }
         evlog_add_event(gw->evlog, gw->cfg, ev, json);
         free(json);
     }
     evlist_clear(l);
+    for (size_t up = 0; up < gw->cfg->nuplinks; up++)
+        delivery_flush(gw, up);
     /*
      * States after events: telemetry never delays an alarm. A few thousand
      * comparisons per batch cost microseconds.
@@ -187,6 +287,7 @@ static void handle_ack(struct gateway *gw, const struct uplink_msg *m)
                  cJSON_IsString(who) ? who->valuestring : "the receiving centre");
         evlog_add_delivery(gw->evlog, wall_ms(), id->valuestring, uid, "acknowledged",
                            cJSON_IsString(who) ? who->valuestring : NULL);
+        outbox_ack_done(gw->outbox, uid, id->valuestring);
         if (gw->tx_fault[m->uplink] && !acktrack_overdue(t, mono_ms()))
             transmission_event(gw, m->uplink, false, "every fire alarm is acknowledged again");
     } else {
@@ -269,7 +370,7 @@ void delivery_check_acks(struct gateway *gw, int64_t now_mono)
                      "sending it again (%u)",
                      gw->cfg->uplinks[up].id, (unsigned long long)due[i]->seq, due[i]->event_id,
                      (long long)((now_mono - due[i]->sent_mono) / 1000), due[i]->resends);
-            int rc = uplink_publish(gw->uplinks[up], "event", due[i]->json, 1, false);
+            int rc = enqueue(gw, up, 0, due[i]->seq, due[i]->event_id, due[i]->json);
             evlog_add_delivery(gw->evlog, wall_ms(), due[i]->event_id, gw->cfg->uplinks[up].id,
                                rc == 0 ? "resent" : "failed", "not acknowledged in time");
         }

@@ -18,6 +18,7 @@
 
 #include "command.h"
 #include "gateway.h"
+#include "outbox.h"
 #include "payload.h"
 #include "util.h"
 
@@ -376,6 +377,14 @@ void gateway_free(struct gateway *gw)
     control_close(gw->control);
     if (gw->inbox)
         queue_free(gw->inbox, uplink_msg_free);
+    if (gw->delivered)
+        queue_free(gw->delivered, free);
+    if (gw->flight)
+        for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+            for (size_t k = 0; k < gw->flight[i].n; k++)
+                free(gw->flight[i].event_id[k]);
+    free(gw->flight);
+    outbox_close(gw->outbox);
     if (gw->acks)
         for (size_t i = 0; i < gw->cfg->nuplinks; i++)
             acktrack_free(gw->acks[i]);
@@ -403,6 +412,17 @@ void gateway_free(struct gateway *gw)
     cfg_free(gw->cfg);
     if (gw->lock_fd >= 0)
         close(gw->lock_fd);
+}
+
+struct ack_restore {
+    struct acktrack *t;
+    int64_t now_mono;
+};
+
+static void restore_ack(void *arg, const char *event_id, uint64_t seq, const char *payload)
+{
+    struct ack_restore *r = arg;
+    acktrack_sent(r->t, event_id, seq, payload, r->now_mono);
 }
 
 int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *control_opt)
@@ -443,34 +463,40 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
 
     gw->uplink_cfg = gw->cfg;
     gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
-    /* Paho's message store: events survive a restart while a broker is away. */
-    char *outbox = xasprintf("%s/outbox", state_dir);
-    if (make_dirs(outbox, err, sizeof(err)) < 0) {
-        log_err("%s", err);
-        free(outbox);
-        return -1;
-    }
+    /* The durable outbox: events survive a restart or a power cut while a broker is away. */
+    char *outbox = xasprintf("%s/%s", state_dir, OUTBOX_FILE_NAME);
+    gw->outbox = outbox_open(outbox, err, sizeof(err));
+    if (!gw->outbox)
+        log_err("%s; events wait in memory only until this is fixed", err);
+    free(outbox);
+    gw->outbox_limit.interval_ms = 10000;
+    gw->delivered = queue_new();
+    gw->flight = xcalloc(gw->cfg->nuplinks ? gw->cfg->nuplinks : 1, sizeof(*gw->flight));
     gw->inbox = queue_new();
     gw->remote = remote_new(REMOTE_DEFAULT_REPLAY);
     gw->acks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->acks));
     gw->tx_fault = xcalloc(gw->cfg->nuplinks, sizeof(bool));
     for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
-        gw->uplinks[i] =
-            uplink_new_persistent(gw->cfg, i, gw->started_wall, outbox, err, sizeof(err));
+        gw->uplinks[i] = uplink_new(gw->cfg, i, gw->started_wall, err, sizeof(err));
         if (gw->uplinks[i] && gw->cfg->uplinks[i].ack_timeout_ms > 0) {
             gw->acks[i] = acktrack_new(gw->cfg->uplinks[i].ack_timeout_ms);
+            /* Alarms that waited for their acknowledgement before a restart wait again. */
+            struct ack_restore r = {gw->acks[i], now.mono_ms};
+            int n = outbox_ack_each(gw->outbox, gw->cfg->uplinks[i].id, restore_ack, &r);
+            if (n > 0)
+                log_warn("uplink %s: %d fire alarm(s) from before the restart still wait for "
+                         "their acknowledgement",
+                         gw->cfg->uplinks[i].id, n);
             uplink_subscribe(gw->uplinks[i], "ack", gw->inbox);
         }
         if (gw->uplinks[i] && gw->cfg->uplinks[i].commands)
             uplink_subscribe(gw->uplinks[i], "command", gw->inbox);
         if (!gw->uplinks[i] || uplink_start(gw->uplinks[i], err, sizeof(err)) < 0) {
             log_err("uplink \"%s\": %s", gw->cfg->uplinks[i].id, err);
-            free(outbox);
             return -1;
         }
         gw->next_heartbeat[i] = now.mono_ms;
     }
-    free(outbox);
 
     struct event start = {.kind = EV_GATEWAY_START,
                           .source = SRC_GATEWAY,
@@ -529,6 +555,7 @@ void gateway_step(struct gateway *gw, int wait_ms)
     }
     struct ev_time now = gw_now();
     engine_tick(gw->engine, now, &gw->events);
+    delivery_receipts(gw);
     delivery_inbound(gw);
     delivery_check_acks(gw, now.mono_ms);
     delivery_dispatch(gw);

@@ -24,6 +24,19 @@
 #include "remote.h"
 #include "uplink.h"
 
+/* Events handed to one uplink's broker and not yet confirmed by it. */
+#define FLIGHT_MAX 32
+/* An event the broker has not confirmed this long after it was sent is sent again. */
+#define FLIGHT_TIMEOUT_MS 30000
+
+struct in_flight {
+    int64_t id[FLIGHT_MAX]; /* outbox row ids */
+    int64_t sent_mono[FLIGHT_MAX];
+    char *event_id[FLIGHT_MAX];
+    size_t n;
+    unsigned connects; /* uplink_connections when last looked at */
+};
+
 /* Samples or inbound messages taken in one batch, so one batch's events are sorted together. */
 #define GW_BATCH_MAX 256
 
@@ -73,6 +86,10 @@ struct gateway {
     struct evlog *evlog; /* NULL when the log cannot be opened: alarms flow anyway */
     int64_t next_prune;  /* monotonic */
     struct evlist events;
+    struct outbox *outbox; /* NULL when it cannot be opened: events wait in memory */
+    struct log_limit outbox_limit;
+    struct queue *delivered;  /* struct uplink_done from the brokers */
+    struct in_flight *flight; /* per uplink */
 };
 
 /* Now on both clocks. */
@@ -101,6 +118,10 @@ void gateway_free(struct gateway *gw);
 
 /* Stamp, log, store and send the events waiting in gw->events; then the retained states. */
 void delivery_dispatch(struct gateway *gw);
+/* Hand uplink's stored events to its broker, most urgent first, while it is connected. */
+void delivery_flush(struct gateway *gw, size_t up);
+/* Take the brokers' receipts: delivered events leave the outbox. */
+void delivery_receipts(struct gateway *gw);
 /* Handle acknowledgements and remote commands that arrived from the brokers. */
 void delivery_inbound(struct gateway *gw);
 /* Send again the fire alarms not acknowledged in time; raise the transmission fault. */

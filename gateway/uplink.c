@@ -12,14 +12,12 @@
  * affected. The session's subscriptions (acknowledgements and commands for
  * this gateway, see uplink_subscribe) are made again on every connect.
  *
- * Offline buffering: messages published while the broker is unreachable,
- * even before the first connect, wait in Paho's queue up to max_buffered and
- * go out in order on connect. Created with a directory (the daemon's
- * STATE_DIR/outbox), Paho's file store keeps each QoS 1 message until the
- * broker has it and restores them on the next start, so a restart while the
- * broker is away loses nothing. When the queue is full new messages are
- * refused (and logged) rather than the oldest dropped, because the oldest may
- * be the fire alarm itself.
+ * Offline buffering: events do not wait in Paho; they wait in the daemon's
+ * durable outbox (outbox.c) and are handed over only while connected, with
+ * uplink_publish_tracked, which reports when the broker has each one. Other
+ * messages (command responses, the status) published while the broker is
+ * unreachable wait in Paho's memory queue up to max_buffered and go out in
+ * order on connect; the status is sent again on every connect anyway.
  *
  * The first connect: Paho documents automatic reconnect only for connections
  * that once succeeded. The installed libpaho-mqtt3a (1.3.12, reporting
@@ -58,6 +56,8 @@
 #define PUBLISH_LOG_INTERVAL_MS 10000
 
 #define SUBS_MAX 4
+/* Tracked messages handed to Paho and not yet reported back. */
+#define TRACK_MAX 256
 /* Larger inbound payloads are dropped: acknowledgements and commands are small. */
 #define INBOUND_MAX 16384
 
@@ -92,6 +92,17 @@ struct uplink {
     struct log_limit pub_limit;  /* refused or failed publishes */
     struct log_limit tls_limit;  /* TLS errors */
     bool disconnect_done;
+    struct track {
+        MQTTAsync_token token;
+        int64_t tag;
+    } track[TRACK_MAX]; /* under the mutex */
+    size_t ntrack;
+    struct early {
+        MQTTAsync_token token;
+        bool ok;
+    } early[TRACK_MAX]; /* receipts that came before their token was recorded */
+    size_t nearly;
+    struct queue *done_q; /* where tracked results go */
 };
 
 static const char *failure_text(const MQTTAsync_failureData *resp)
@@ -190,6 +201,51 @@ static void on_publish_failure(void *context, MQTTAsync_failureData *resp)
                 "uplink %s: message %d to %s was not delivered: %s (code %d)", u->uc->id,
                 resp ? resp->token : 0, u->uri, failure_text(resp), resp ? resp->code : 0);
     pthread_mutex_unlock(&u->lock);
+}
+
+static void push_done(struct uplink *u, int64_t tag, bool ok)
+{
+    struct uplink_done *d = xcalloc(1, sizeof(*d));
+    d->uplink = u->index;
+    d->tag = tag;
+    d->ok = ok;
+    queue_push(u->done_q, d);
+}
+
+/*
+ * Report a tracked message's fate to the main loop. A receipt can beat
+ * uplink_publish_tracked to recording its token: it is then kept as early
+ * and claimed there.
+ */
+static void report(struct uplink *u, MQTTAsync_token token, bool ok)
+{
+    pthread_mutex_lock(&u->lock);
+    bool found = false;
+    for (size_t i = 0; i < u->ntrack && !found; i++) {
+        if (u->track[i].token != token)
+            continue;
+        push_done(u, u->track[i].tag, ok);
+        u->track[i] = u->track[--u->ntrack];
+        found = true;
+    }
+    if (!found && u->nearly < TRACK_MAX) {
+        u->early[u->nearly].token = token;
+        u->early[u->nearly++].ok = ok;
+    }
+    pthread_mutex_unlock(&u->lock);
+}
+
+static void on_tracked_success(void *context, MQTTAsync_successData *resp)
+{
+    if (resp)
+        report(context, resp->token, true);
+}
+
+static void on_tracked_failure(void *context, MQTTAsync_failureData *resp)
+{
+    on_publish_failure(context, resp);
+    if (resp)
+        report(context, resp->token, false);
 }
 
 static void on_disconnect_done(void *context, MQTTAsync_successData *resp)
@@ -335,12 +391,6 @@ static int do_connect(struct uplink *u, char *err, size_t errlen)
 struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wall_ms, char *err,
                           size_t errlen)
 {
-    return uplink_new_persistent(cfg, idx, started_wall_ms, NULL, err, errlen);
-}
-
-struct uplink *uplink_new_persistent(const struct cfg *cfg, size_t idx, int64_t started_wall_ms,
-                                     const char *persist_dir, char *err, size_t errlen)
-{
     if (!cfg || idx >= cfg->nuplinks) {
         snprintf(err, errlen, "uplink index %zu does not exist (%zu configured)", idx,
                  cfg ? cfg->nuplinks : 0);
@@ -388,17 +438,8 @@ struct uplink *uplink_new_persistent(const struct cfg *cfg, size_t idx, int64_t 
     co.allowDisconnectedSendAtAnyTime = 1;
     co.deleteOldestMessages = 0;
     co.maxBufferedMessages = uc->max_buffered > 0 ? uc->max_buffered : 100000;
-    /*
-     * With a directory, Paho keeps every QoS 1 message, sent or still waiting
-     * for the broker, in a file there until the broker has it, and restores
-     * them when the gateway starts again: events outlive a crash or a restart
-     * while the broker is away.
-     */
-    co.restoreMessages = 1;
     int rc = MQTTAsync_createWithOptions(&u->client, u->uri, u->client_id,
-                                         persist_dir ? MQTTCLIENT_PERSISTENCE_DEFAULT
-                                                     : MQTTCLIENT_PERSISTENCE_NONE,
-                                         (void *)persist_dir, &co);
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         snprintf(err, errlen, "uplink %s: cannot create an MQTT client for %s: %s (code %d)",
                  uc->id, u->uri, MQTTAsync_strerror(rc), rc);
@@ -450,6 +491,58 @@ int uplink_publish(struct uplink *u, const char *subtopic, const char *payload, 
     int rc = send_message(u, topic, payload, qos, retained);
     free(topic);
     return rc == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
+int uplink_publish_tracked(struct uplink *u, const char *subtopic, const char *payload, int64_t tag,
+                           struct queue *done_q)
+{
+    if (!u || !subtopic || !payload || !done_q || !atomic_load(&u->connected))
+        return -1;
+    char *topic = xasprintf("%s/%s", u->prefix, subtopic);
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    msg.payload = (void *)payload;
+    msg.payloadlen = (int)strlen(payload);
+    msg.qos = 1;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_tracked_success;
+    ro.onFailure = on_tracked_failure;
+    ro.context = u;
+    /* Not under our mutex: Paho may be running a receipt callback that needs it. */
+    pthread_mutex_lock(&u->lock);
+    bool room = u->ntrack < TRACK_MAX;
+    u->done_q = done_q;
+    pthread_mutex_unlock(&u->lock);
+    int rc = room ? MQTTAsync_sendMessage(u->client, topic, &msg, &ro) : -1;
+    pthread_mutex_lock(&u->lock);
+    if (rc == MQTTASYNC_SUCCESS) {
+        bool early = false;
+        for (size_t i = 0; i < u->nearly && !early; i++) {
+            if (u->early[i].token != ro.token)
+                continue;
+            push_done(u, tag, u->early[i].ok);
+            u->early[i] = u->early[--u->nearly];
+            early = true;
+        }
+        if (!early) {
+            u->track[u->ntrack].token = ro.token;
+            u->track[u->ntrack++].tag = tag;
+        }
+    } else if (room) {
+        log_limited(&u->pub_limit, mono_ms(), LOG_LVL_ERR,
+                    "uplink %s: cannot publish %zu bytes to %s on %s: %s (code %d)", u->uc->id,
+                    strlen(payload), topic, u->uri, MQTTAsync_strerror(rc), rc);
+    }
+    pthread_mutex_unlock(&u->lock);
+    free(topic);
+    return rc == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
+void uplink_untrack_all(struct uplink *u)
+{
+    pthread_mutex_lock(&u->lock);
+    u->ntrack = 0;
+    u->nearly = 0;
+    pthread_mutex_unlock(&u->lock);
 }
 
 int uplink_subscribe(struct uplink *u, const char *subtopic, struct queue *inbox)

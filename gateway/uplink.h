@@ -1,7 +1,8 @@
 /*
  * One MQTT uplink (a broker the gateway reports to), built on Paho MQTTAsync.
- * Connects in the background and reconnects by itself; messages published
- * while offline are buffered by Paho up to max_buffered. On connect it
+ * Connects in the background and reconnects by itself. Events are sent from
+ * the daemon's durable outbox with uplink_publish_tracked; other messages
+ * published while offline wait in Paho's memory queue up to max_buffered. On connect it
  * publishes a retained "online" status; its last will is the retained
  * "offline" status.
  */
@@ -20,12 +21,6 @@ struct uplink;
 /* Create uplink index idx of cfg (cfg must outlive it). NULL with err. */
 struct uplink *uplink_new(const struct cfg *cfg, size_t idx, int64_t started_wall_ms, char *err,
                           size_t errlen);
-/*
- * The same, keeping QoS 1 messages on disk under persist_dir (created by the
- * caller) until the broker has them, and restoring them on the next start.
- */
-struct uplink *uplink_new_persistent(const struct cfg *cfg, size_t idx, int64_t started_wall_ms,
-                                     const char *persist_dir, char *err, size_t errlen);
 /* Start connecting (non-blocking). 0, or -1 with err. */
 int uplink_start(struct uplink *u, char *err, size_t errlen);
 /*
@@ -63,6 +58,24 @@ int uplink_subscribe(struct uplink *u, const char *subtopic, struct queue *inbox
  */
 int uplink_publish_live(struct uplink *u, const char *subtopic, const char *payload, int qos,
                         bool retained);
+/* The fate of a message sent with uplink_publish_tracked. */
+struct uplink_done {
+    size_t uplink; /* index into cfg.uplinks */
+    int64_t tag;   /* as given */
+    bool ok;       /* the broker has it (QoS 1 PUBACK); false: Paho gave up on it */
+};
+
+/*
+ * Publish at QoS 1 only if connected now, and push a struct uplink_done
+ * (free with free()) to done_q when the broker has it or Paho gives up. At
+ * most 256 may be outstanding. 0 handed to Paho, -1 not (offline, full, or
+ * refused: logged).
+ */
+int uplink_publish_tracked(struct uplink *u, const char *subtopic, const char *payload, int64_t tag,
+                           struct queue *done_q);
+/* Forget every outstanding tracked message (they will be sent again from the outbox). */
+void uplink_untrack_all(struct uplink *u);
+
 /* Successful connections so far; a change means the broker needs the full state again. */
 unsigned uplink_connections(const struct uplink *u);
 bool uplink_connected(const struct uplink *u);
