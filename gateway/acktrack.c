@@ -82,6 +82,11 @@ size_t acktrack_waiting(const struct acktrack *t)
     return t->count;
 }
 
+const struct ack_pending *acktrack_get(const struct acktrack *t, size_t i)
+{
+    return i < t->count ? &t->items[i] : NULL;
+}
+
 bool acktrack_overdue(const struct acktrack *t, int64_t now_mono)
 {
     return t->count > 0 && now_mono - t->items[0].sent_mono >= t->timeout_ms;

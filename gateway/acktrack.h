@@ -48,6 +48,8 @@ size_t acktrack_due(struct acktrack *t, int64_t now_mono, const struct ack_pendi
 
 /* Alarms still waiting. */
 size_t acktrack_waiting(const struct acktrack *t);
+/* Waiting alarm i (0 .. waiting - 1), oldest first; NULL past the end. Valid until t changes. */
+const struct ack_pending *acktrack_get(const struct acktrack *t, size_t i);
 /* The oldest waiting alarm has been waiting longer than the timeout. */
 bool acktrack_overdue(const struct acktrack *t, int64_t now_mono);
 

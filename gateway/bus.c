@@ -4,7 +4,10 @@
  * and talks to the rest of the gateway only through the queue. It owns the
  * policy that keeps one bad device or line from hiding the others: a device
  * that keeps failing is reported down and skipped with a growing backoff, and
- * a lost connection is reported once and re-established forever.
+ * a lost connection is reported once and re-established forever. Between
+ * poll cycles the thread also runs probe requests (bus.h) on the same
+ * connection; struct bus_link runs the same requests on a connection of its
+ * own for the command line.
  */
 #include "bus.h"
 
@@ -42,6 +45,16 @@ struct device {
 
 enum reported { REP_NONE, REP_DOWN, REP_UP };
 
+/* A probe request on its way through a poller or a link. */
+struct probe_job {
+    struct bus_probe_req req;
+    struct queue *reply_q;
+    struct bus_probe_reply *rep; /* filled as the job runs */
+    int next;                    /* READ: next block; SCAN: next unit id */
+    atomic_bool cancelled;
+    struct probe_job *next_job;
+};
+
 struct bus_poller {
     const struct cfg *cfg;
     size_t bus;
@@ -69,6 +82,13 @@ struct bus_poller {
     atomic_bool up;
     atomic_llong alive_mono; /* last time the thread came round its loop */
     int64_t stall_limit_ms;  /* longer than any legitimate pause of the loop */
+
+    /* Probes waiting or running, oldest first; the list and kicks under lock. */
+    struct probe_job *jobs;
+    size_t njobs;
+    unsigned kicks;     /* bumped by each submission, to end a nap early */
+    int probe_steps;    /* probe requests run since the last poll cycle */
+    char down_why[200]; /* why the bus is down, for probes refused meanwhile */
 };
 
 void bus_msg_free(void *msg)
@@ -111,19 +131,6 @@ static bool stopping(struct bus_poller *p)
     return atomic_load(&p->stop);
 }
 
-/* Wait until the monotonic deadline; false if a stop was requested meanwhile. */
-static bool sleep_until(struct bus_poller *p, int64_t deadline_ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
-                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
-    pthread_mutex_lock(&p->lock);
-    while (!atomic_load(&p->stop) && mono_ms() < deadline_ms)
-        if (pthread_cond_timedwait(&p->wake, &p->lock, &ts) == ETIMEDOUT)
-            break;
-    pthread_mutex_unlock(&p->lock);
-    return !stopping(p);
-}
-
 static void post(struct bus_poller *p, enum bus_msg_type type, size_t device, bool up,
                  const char *why)
 {
@@ -161,6 +168,7 @@ static void bus_down(struct bus_poller *p, const char *why)
 {
     int64_t now = mono_ms();
     atomic_store(&p->up, false);
+    strlcpy_fg(p->down_why, why, sizeof(p->down_why));
     if (p->reported != REP_DOWN) {
         p->reported = REP_DOWN;
         log_limit_reset(&p->rl);
@@ -171,20 +179,45 @@ static void bus_down(struct bus_poller *p, const char *why)
     }
 }
 
+/* A libmodbus context for bus b, not yet connected. NULL with err. */
+static modbus_t *new_context(const struct cfg_bus *b, const char *endpoint, char *err,
+                             size_t errlen)
+{
+    modbus_t *ctx;
+    if (b->type == BUS_TCP) {
+        char port[16];
+        snprintf(port, sizeof(port), "%d", b->port);
+        ctx = modbus_new_tcp_pi(b->host, port);
+    } else {
+        ctx = modbus_new_rtu(b->device, b->baud, b->parity, b->data_bits, b->stop_bits);
+    }
+    if (!ctx)
+        snprintf(err, errlen, "cannot set up Modbus for %s: %s", endpoint, modbus_strerror(errno));
+    return ctx;
+}
+
+/* Connect ctx as bus b wants it (RS-485 mode where asked). 0, or -1 with why. */
+static int open_context(modbus_t *ctx, const struct cfg_bus *b, const char *endpoint, char *why,
+                        size_t whylen)
+{
+    set_timeout(ctx, b->timeout_ms);
+    if (modbus_connect(ctx) == -1) {
+        say(why, whylen, "cannot connect to %s: %s", endpoint, modbus_strerror(errno));
+        return -1;
+    }
+    if (b->type == BUS_RTU && b->rs485 && modbus_rtu_set_serial_mode(ctx, MODBUS_RTU_RS485) == -1)
+        log_warn("bus %s: %s refuses RS-485 mode (%s); continuing in its current mode", b->id,
+                 endpoint, modbus_strerror(errno));
+    return 0;
+}
+
 static int connect_bus(struct bus_poller *p)
 {
     char why[200];
-    set_timeout(p->ctx, p->b->timeout_ms);
-    if (modbus_connect(p->ctx) == -1) {
-        int e = errno;
-        say(why, sizeof(why), "cannot connect to %s: %s", p->endpoint, modbus_strerror(e));
+    if (open_context(p->ctx, p->b, p->endpoint, why, sizeof(why)) < 0) {
         bus_down(p, why);
         return -1;
     }
-    if (p->b->type == BUS_RTU && p->b->rs485 &&
-        modbus_rtu_set_serial_mode(p->ctx, MODBUS_RTU_RS485) == -1)
-        log_warn("bus %s: %s refuses RS-485 mode (%s); continuing in its current mode", p->b->id,
-                 p->endpoint, modbus_strerror(errno));
     p->connected = true;
     log_debug("bus %s: connected to %s", p->b->id, p->endpoint);
     return 0;
@@ -442,6 +475,284 @@ static void poll_cycle(struct bus_poller *p)
     }
 }
 
+/*
+ * Probe requests. A job advances one Modbus request per step, so a poller can
+ * put steps between its cycles and a link can run them back to back.
+ */
+enum step { STEP_MORE, STEP_DONE, STEP_LOST };
+
+bool bus_unit_valid(const struct cfg_bus *b, int unit)
+{
+    if (b->type == BUS_RTU)
+        return unit >= 1 && unit <= 247;
+    return (unit >= 0 && unit <= 247) || unit == 255;
+}
+
+/* A reply the device garbled, or a late one to an earlier request: worth asking again. */
+static bool garbled(int e)
+{
+    return e == EMBBADCRC || e == EMBBADDATA || e == EMBBADSLAVE || e == EMBMDATA ||
+           e == EMBBADEXC || e == EMBUNKEXC;
+}
+
+static bool is_exception(int e)
+{
+    return e >= EMBXILFUN && e <= EMBXGTAR;
+}
+
+static int64_t probe_timeout(const struct cfg_bus *b, const struct bus_probe_req *req)
+{
+    int64_t t = req->timeout_ms > 0 ? req->timeout_ms : b->timeout_ms;
+    return min64(max64(t, 10), BUS_PROBE_MAX_TIMEOUT_MS);
+}
+
+/* The longest the job's next step can take: every try timing out, and a little slack. */
+static int64_t step_cost(const struct cfg_bus *b, const struct probe_job *j)
+{
+    int tries = j->req.kind == BUS_PROBE_READ ? 1 + j->req.retries : 2;
+    return probe_timeout(b, &j->req) * tries + 20;
+}
+
+static int check_block(const struct bus_block *blk, const char *what, char *err, size_t errlen)
+{
+    if (blk->table != REG_HOLDING && blk->table != REG_INPUT) {
+        snprintf(err, errlen, "%s: unknown register table %d", what, (int)blk->table);
+        return -1;
+    }
+    if (blk->count < 1 || blk->count > PLAN_MAX_REGS || (long)blk->address + blk->count > 65536) {
+        snprintf(err, errlen,
+                 "%s: %u registers at %u is not a valid read (1..%d registers, at most up to "
+                 "65535)",
+                 what, blk->count, blk->address, PLAN_MAX_REGS);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_req(const struct cfg_bus *b, const struct bus_probe_req *req, char *err,
+                     size_t errlen)
+{
+    const char *units = b->type == BUS_RTU ? "1..247" : "0..247 or 255";
+    if (req->timeout_ms < 0 || req->timeout_ms > BUS_PROBE_MAX_TIMEOUT_MS) {
+        snprintf(err, errlen, "probe timeout %lld ms is outside 0..%d ms",
+                 (long long)req->timeout_ms, BUS_PROBE_MAX_TIMEOUT_MS);
+        return -1;
+    }
+    if (req->kind == BUS_PROBE_READ) {
+        if (!bus_unit_valid(b, req->unit)) {
+            snprintf(err, errlen, "unit id %d is not valid on bus %s (%s)", req->unit, b->id,
+                     units);
+            return -1;
+        }
+        if (req->retries < 0 || req->retries > 5) {
+            snprintf(err, errlen, "probe retries %d is outside 0..5", req->retries);
+            return -1;
+        }
+        if (req->nblocks < 1 || req->nblocks > BUS_PROBE_MAX_BLOCKS) {
+            snprintf(err, errlen, "a probe reads 1..%d blocks of registers, not %zu",
+                     BUS_PROBE_MAX_BLOCKS, req->nblocks);
+            return -1;
+        }
+        for (size_t i = 0; i < req->nblocks; i++) {
+            char what[32];
+            snprintf(what, sizeof(what), "block %zu", i + 1);
+            if (check_block(&req->blocks[i], what, err, errlen) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    if (req->kind == BUS_PROBE_SCAN) {
+        if (req->from > req->to || !bus_unit_valid(b, req->from) || !bus_unit_valid(b, req->to)) {
+            snprintf(err, errlen, "scan range %d..%d is not valid on bus %s (unit ids %s)",
+                     req->from, req->to, b->id, units);
+            return -1;
+        }
+        struct bus_block one = req->scan_read;
+        one.count = 1;
+        return check_block(&one, "scan read", err, errlen);
+    }
+    snprintf(err, errlen, "unknown probe kind %d", (int)req->kind);
+    return -1;
+}
+
+static struct probe_job *new_job(const struct cfg_bus *b, size_t bus,
+                                 const struct bus_probe_req *req, struct queue *reply_q)
+{
+    struct probe_job *j = xcalloc(1, sizeof(*j));
+    j->req = *req;
+    j->reply_q = reply_q;
+    atomic_init(&j->cancelled, false);
+    struct bus_probe_reply *r = j->rep = xcalloc(1, sizeof(*r));
+    r->id = req->id;
+    r->kind = req->kind;
+    r->bus = bus;
+    strlcpy_fg(r->bus_id, b->id, sizeof(r->bus_id));
+    r->unit = req->unit;
+    r->nblocks = req->kind == BUS_PROBE_READ ? req->nblocks : 0;
+    memcpy(r->blocks, req->blocks, sizeof(r->blocks));
+    for (size_t i = 0; i < BUS_PROBE_MAX_BLOCKS; i++)
+        r->block_err[i] = -1;
+    r->from = req->from;
+    r->to = req->to;
+    r->scan_read = req->scan_read;
+    r->scan_read.count = 1;
+    for (size_t u = 0; u < ARRAY_LEN(r->unit_err); u++)
+        r->unit_err[u] = BUS_UNIT_NOT_TRIED;
+    j->next = req->kind == BUS_PROBE_READ ? 0 : req->from;
+    return j;
+}
+
+static int read_block(modbus_t *ctx, const struct bus_block *blk, uint16_t *regs)
+{
+    int rc = blk->table == REG_INPUT
+                 ? modbus_read_input_registers(ctx, blk->address, blk->count, regs)
+                 : modbus_read_registers(ctx, blk->address, blk->count, regs);
+    return rc == blk->count ? 0 : rc < 0 ? errno : EMBBADDATA;
+}
+
+/*
+ * One request of job j (with its tries) on ctx. STEP_LOST with why filled
+ * when the line itself failed; the job's reply then says so too.
+ */
+static enum step run_step(modbus_t *ctx, const struct cfg_bus *b, const char *endpoint,
+                          struct probe_job *j, char *why, size_t whylen)
+{
+    struct bus_probe_reply *r = j->rep;
+    bool scan = j->req.kind == BUS_PROBE_SCAN;
+    /* Unit ids 248..254 do not exist on TCP either; a scan steps over them. */
+    if (scan && j->next > 247 && j->next < 255)
+        j->next = 255;
+    int unit = scan ? j->next : r->unit;
+    int index = j->next++;
+    const struct bus_block *blk = scan ? &r->scan_read : &r->blocks[index];
+    uint16_t *regs = scan ? &r->unit_value[unit] : r->regs[index];
+    int tries = scan ? 2 : 1 + j->req.retries;
+    int e = 0;
+    modbus_set_slave(ctx, unit);
+    set_timeout(ctx, probe_timeout(b, &j->req));
+    for (int t = 0; t < tries; t++) {
+        e = read_block(ctx, blk, regs);
+        if (e == 0)
+            break;
+        if (link_error(b, e)) {
+            say(why, whylen, "connection to %s lost while probing unit %d: %s", endpoint, unit,
+                modbus_strerror(e));
+            strlcpy_fg(r->err, why, sizeof(r->err));
+            return STEP_LOST;
+        }
+        /* A late reply to this request must not be taken as the answer to the next one. */
+        modbus_flush(ctx);
+        /* A scan asks again only after a garbled reply; a device that refuses refuses again. */
+        if ((scan && !garbled(e)) || is_exception(e))
+            break;
+    }
+    if (scan)
+        r->unit_err[unit] = e;
+    else
+        r->block_err[index] = e;
+    if (scan)
+        return unit >= r->to ? STEP_DONE : STEP_MORE;
+    return (size_t)j->next >= r->nblocks ? STEP_DONE : STEP_MORE;
+}
+
+/* Hand the reply over and free the job. */
+static void finish_job(struct probe_job *j, int rc, const char *why)
+{
+    j->rep->rc = rc;
+    if (why)
+        strlcpy_fg(j->rep->err, why, sizeof(j->rep->err));
+    queue_push(j->reply_q, j->rep);
+    free(j);
+}
+
+static struct probe_job *first_job(struct bus_poller *p, unsigned *kicks)
+{
+    pthread_mutex_lock(&p->lock);
+    struct probe_job *j = p->jobs;
+    *kicks = p->kicks;
+    pthread_mutex_unlock(&p->lock);
+    return j;
+}
+
+/* Take job j (the oldest) off the list and answer it. */
+static void drop_job(struct bus_poller *p, struct probe_job *j, int rc, const char *why)
+{
+    pthread_mutex_lock(&p->lock);
+    for (struct probe_job **pp = &p->jobs; *pp; pp = &(*pp)->next_job) {
+        if (*pp == j) {
+            *pp = j->next_job;
+            p->njobs--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    finish_job(j, rc, why);
+}
+
+/* Sleep until deadline, a stop, or a submission after kicks was read. */
+static void nap(struct bus_poller *p, int64_t deadline_ms, unsigned kicks)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_mutex_lock(&p->lock);
+    while (!atomic_load(&p->stop) && p->kicks == kicks && mono_ms() < deadline_ms)
+        if (pthread_cond_timedwait(&p->wake, &p->lock, &ts) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void probe_step(struct bus_poller *p, struct probe_job *j)
+{
+    char why[200] = "";
+    enum step s = run_step(p->ctx, p->b, p->endpoint, j, why, sizeof(why));
+    if (s == STEP_LOST) {
+        drop_job(p, j, -1, why);
+        disconnect(p, why);
+    } else if (s == STEP_DONE) {
+        drop_job(p, j, 0, NULL);
+    }
+}
+
+/*
+ * The poller's time before its next cycle or reconnect attempt: run waiting
+ * probe steps while each fits before deadline (one anyway at the deadline
+ * when none has run since the last cycle), else sleep. False on a stop.
+ */
+static bool idle_until(struct bus_poller *p, int64_t deadline)
+{
+    bool was_connected = p->connected;
+    for (;;) {
+        if (stopping(p))
+            return false;
+        if (was_connected && !p->connected)
+            return true; /* a probe lost the line: on to reconnecting */
+        unsigned kicks;
+        struct probe_job *j = first_job(p, &kicks);
+        if (j && atomic_load(&j->cancelled)) {
+            drop_job(p, j, -1, "cancelled");
+            continue;
+        }
+        if (j && !p->connected) {
+            char why[240];
+            say(why, sizeof(why), "bus %s is not connected (%s); nothing was sent", p->b->id,
+                p->down_why[0] ? p->down_why : "not yet connected");
+            drop_job(p, j, -1, why);
+            continue;
+        }
+        int64_t now = mono_ms();
+        if (j &&
+            (now + step_cost(p->b, j) <= deadline || (now >= deadline && p->probe_steps == 0))) {
+            probe_step(p, j);
+            p->probe_steps++;
+            atomic_store(&p->alive_mono, mono_ms());
+            continue;
+        }
+        if (now >= deadline)
+            return true;
+        nap(p, deadline, kicks);
+    }
+}
+
 static void *run(void *arg)
 {
     struct bus_poller *p = arg;
@@ -449,7 +760,7 @@ static void *run(void *arg)
     while (!stopping(p)) {
         atomic_store(&p->alive_mono, mono_ms());
         if (!p->connected) {
-            if (!sleep_until(p, p->reconnect_at))
+            if (!idle_until(p, p->reconnect_at))
                 break;
             if (connect_bus(p) < 0) {
                 schedule_reconnect(p);
@@ -457,9 +768,12 @@ static void *run(void *arg)
             }
             next = mono_ms();
         }
-        if (!sleep_until(p, next))
+        if (!idle_until(p, next))
             break;
+        if (!p->connected)
+            continue;
         poll_cycle(p);
+        p->probe_steps = 0;
         if (p->connected)
             bus_healthy(p);
         /* Drift-free: the next cycle is due one interval after this one was due;
@@ -592,19 +906,9 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
         }
     }
 
-    if (p->b->type == BUS_TCP) {
-        char port[16];
-        snprintf(port, sizeof(port), "%d", p->b->port);
-        p->ctx = modbus_new_tcp_pi(p->b->host, port);
-    } else {
-        p->ctx = modbus_new_rtu(p->b->device, p->b->baud, p->b->parity, p->b->data_bits,
-                                p->b->stop_bits);
-    }
-    if (!p->ctx) {
-        snprintf(err, errlen, "cannot set up Modbus for %s: %s", p->endpoint,
-                 modbus_strerror(errno));
+    p->ctx = new_context(p->b, p->endpoint, err, errlen);
+    if (!p->ctx)
         goto fail;
-    }
 
     /*
      * The longest the loop may legitimately stay away: a reconnect wait or a
@@ -657,6 +961,13 @@ void bus_stop(struct bus_poller *p)
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
+    while (p->jobs) {
+        struct probe_job *j = p->jobs;
+        p->jobs = j->next_job;
+        char why[240];
+        say(why, sizeof(why), "the poller of bus %s stopped before the probe was done", p->b->id);
+        finish_job(j, -1, why);
+    }
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     modbus_free(p->ctx);
@@ -672,4 +983,109 @@ void bus_get_stats(const struct bus_poller *p, struct bus_stats *out)
     out->connected = atomic_load_explicit(&p->up, memory_order_relaxed);
     out->alive_mono = atomic_load_explicit(&p->alive_mono, memory_order_relaxed);
     out->stall_limit_ms = p->stall_limit_ms;
+}
+
+int bus_probe_submit(struct bus_poller *p, const struct bus_probe_req *req, struct queue *reply_q,
+                     char *err, size_t errlen)
+{
+    if (check_req(p->b, req, err, errlen) < 0)
+        return -1;
+    struct probe_job *j = new_job(p->b, p->bus, req, reply_q);
+    pthread_mutex_lock(&p->lock);
+    if (atomic_load(&p->stop) || p->njobs >= BUS_PROBE_MAX_PENDING) {
+        bool stop = atomic_load(&p->stop);
+        pthread_mutex_unlock(&p->lock);
+        if (stop)
+            snprintf(err, errlen, "the poller of bus %s is stopping", p->b->id);
+        else
+            snprintf(err, errlen,
+                     "bus %s already has %d probes waiting; try again when they are done", p->b->id,
+                     BUS_PROBE_MAX_PENDING);
+        free(j->rep);
+        free(j);
+        return -1;
+    }
+    struct probe_job **pp = &p->jobs;
+    while (*pp)
+        pp = &(*pp)->next_job;
+    *pp = j;
+    p->njobs++;
+    p->kicks++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+void bus_probe_cancel(struct bus_poller *p, unsigned long id)
+{
+    pthread_mutex_lock(&p->lock);
+    for (struct probe_job *j = p->jobs; j; j = j->next_job)
+        if (j->req.id == id)
+            atomic_store(&j->cancelled, true);
+    p->kicks++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+struct bus_link {
+    const struct cfg_bus *b;
+    modbus_t *ctx;
+    bool connected;
+    char lost[200]; /* why the connection was lost, once it was */
+    char endpoint[160];
+};
+
+struct bus_link *bus_link_open(const struct cfg_bus *b, char *err, size_t errlen)
+{
+    struct bus_link *l = xcalloc(1, sizeof(*l));
+    l->b = b;
+    describe_endpoint(b, l->endpoint, sizeof(l->endpoint));
+    l->ctx = new_context(b, l->endpoint, err, errlen);
+    if (!l->ctx || open_context(l->ctx, b, l->endpoint, err, errlen) < 0) {
+        bus_link_close(l);
+        return NULL;
+    }
+    l->connected = true;
+    return l;
+}
+
+const char *bus_link_endpoint(const struct bus_link *l)
+{
+    return l->endpoint;
+}
+
+struct bus_probe_reply *bus_link_run(struct bus_link *l, const struct bus_probe_req *req, char *err,
+                                     size_t errlen)
+{
+    if (check_req(l->b, req, err, errlen) < 0)
+        return NULL;
+    struct probe_job *j = new_job(l->b, 0, req, NULL);
+    struct bus_probe_reply *r = j->rep;
+    enum step s = STEP_MORE;
+    if (!l->connected) {
+        r->rc = -1;
+        strlcpy_fg(r->err, l->lost, sizeof(r->err));
+        s = STEP_DONE;
+    }
+    while (s == STEP_MORE)
+        s = run_step(l->ctx, l->b, l->endpoint, j, l->lost, sizeof(l->lost));
+    if (s == STEP_LOST) {
+        modbus_close(l->ctx);
+        l->connected = false;
+        r->rc = -1;
+    }
+    free(j);
+    return r;
+}
+
+void bus_link_close(struct bus_link *l)
+{
+    if (!l)
+        return;
+    if (l->ctx) {
+        if (l->connected)
+            modbus_close(l->ctx);
+        modbus_free(l->ctx);
+    }
+    free(l);
 }

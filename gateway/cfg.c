@@ -12,6 +12,7 @@
  */
 #include "cfg.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -28,6 +29,10 @@
 
 #define ID_MAX 64
 #define MSG_MAX 512
+/* The installed profiles; the Makefile passes PREFIX/share/firegw/profiles. */
+#ifndef FIREGW_PROFILE_DIR
+#define FIREGW_PROFILE_DIR "/usr/share/firegw/profiles"
+#endif
 
 enum opt_type { T_TEXT, T_INT, T_NUM, T_DUR, T_BOOL, T_ENUM };
 enum {
@@ -67,8 +72,9 @@ static const struct opt options[] = {
     {"gateway", "state_dir", T_TEXT, 0, 1, 4096, NULL, NULL, "/var/lib/firegw", NULL,
      "directory for sequence numbers, the lock and the control socket (relative: to this file)"},
     {"gateway", "profile_dir", T_TEXT, F_REPEAT, 1, 4096, NULL, NULL, NULL,
-     "`<config dir>/profiles`, `/etc/firegw/profiles`, `/usr/share/firegw/profiles` (missing "
-     "ones skipped)",
+     "`<config dir>/profiles`, `/etc/firegw/profiles`, then the installed ones: "
+     "`/usr/share/firegw/profiles` (package) or `/usr/local/share/firegw/profiles` (`make "
+     "install`); missing ones skipped",
      "directory searched for NAME.profile, in the order given; may repeat; relative to the "
      "config file's directory; must exist"},
     {"gateway", "log_level", T_ENUM, 0, 0, 0, "error|warning|notice|info|debug", NULL, "info", NULL,
@@ -233,10 +239,28 @@ static const struct opt options[] = {
      "gateway) always go"},
     {"uplink", "test_events", T_BOOL, 0, 0, 0, NULL, NULL, "yes", NULL,
      "send test events (always marked test, never real)"},
+    {"uplink", "cap", T_BOOL, 0, 0, 0, NULL, NULL, "no", NULL,
+     "also publish fire alarms, confirmed fires and test alarms as OASIS CAP 1.2 XML on "
+     "`<prefix>/cap` (docs/cap.md)"},
     {"uplink", "commands", T_TEXT, 0, 1, 200, NULL, NULL, NULL,
      "fire_police: `acknowledge,silence,reset,state`; owner: `acknowledge,state`; other: `state`",
      "remote commands accepted on `<prefix>/command`: comma-separated acknowledge, silence, "
      "reset, disable, enable, test_on, test_off, state; or none"},
+
+    {"web", "listen", T_TEXT, 0, 1, 64, NULL, NULL, "127.0.0.1:8080", NULL,
+     "address and port of the web UI: `127.0.0.1:8080` (this board only), `0.0.0.0:8080` (the "
+     "LAN), `[::]:8080` (IPv6), or `off`; numeric addresses only"},
+    {"web", "root", T_TEXT, 0, 1, 4096, NULL, NULL, NULL,
+     "`web-ui` beside the profile directories, else `./web-ui`",
+     "directory of the web UI's files (relative: to this file)"},
+    {"web", "https_cert", T_TEXT, 0, 1, 4096, NULL, NULL, NULL, "none: plain HTTP",
+     "PEM certificate (chain); with https_key the UI is served over HTTPS only"},
+    {"web", "https_key", T_TEXT, 0, 1, 4096, NULL, NULL, NULL, "none",
+     "PEM private key of https_cert; keep it readable by firegw only"},
+    {"web", "session_timeout", T_DUR, 0, MINUTE, 7 * 24 * HOUR, NULL, NULL, "8h", NULL,
+     "a login ends after this long without a request"},
+    {"web", "users_file", T_TEXT, 0, 1, 4096, NULL, NULL, NULL, "`<state dir>/users.json`",
+     "web accounts and their password hashes, written with mode 0600 (relative: to this file)"},
 };
 
 struct section_def {
@@ -254,6 +278,7 @@ static const struct section_def sections[] = {
     {"zone", true, "a detection zone (usually one floor)"},
     {"detector", true, "one smoke or heat detector, or one fire panel zone"},
     {"uplink", true, "one MQTT broker the gateway reports to"},
+    {"web", false, "the web UI and its HTTP API (docs/http-api.md)"},
 };
 
 /* One key as written (or defaulted), with its converted value. */
@@ -668,7 +693,7 @@ static void collect(struct ctx *c, const struct ini_file *f)
         if (!def) {
             fail(c, 0, it->line,
                  "unknown section [%s] (expected site, gateway, defaults, bus, device, zone, "
-                 "detector or uplink)",
+                 "detector, uplink or web)",
                  it->name);
             continue;
         }
@@ -830,8 +855,10 @@ static void build_site_gateway(struct ctx *c, struct cfg *cfg)
 
     const struct sec *gw = find_sec(c, "gateway", NULL);
     struct cfg_gateway *g = &cfg->gateway;
-    /* Relative paths in the file are relative to the file, like profile_dir. */
-    g->state_dir = join_dir(c->dir, get_str(gw, "state_dir"));
+    /* Relative paths in the file are relative to the file, like profile_dir. An invalid
+     * value (e.g. empty) is already reported and the config refused: NULL will do. */
+    const char *state_dir = get_str(gw, "state_dir");
+    g->state_dir = state_dir ? join_dir(c->dir, state_dir) : NULL;
     g->log_level = xstrdup(get_str(gw, "log_level"));
     g->heartbeat_ms = get_ms(gw, "heartbeat");
     bool any = false;
@@ -853,7 +880,7 @@ static void build_site_gateway(struct ctx *c, struct cfg *cfg)
     }
     if (!any) {
         char *local = join_dir(c->dir, "profiles");
-        const char *defaults[] = {local, "/etc/firegw/profiles", "/usr/share/firegw/profiles"};
+        const char *defaults[] = {local, "/etc/firegw/profiles", FIREGW_PROFILE_DIR};
         for (size_t i = 0; i < ARRAY_LEN(defaults); i++)
             if (dir_error(defaults[i]) == 0)
                 add_profile_dir(g, defaults[i]);
@@ -862,6 +889,13 @@ static void build_site_gateway(struct ctx *c, struct cfg *cfg)
 }
 
 /* Of two keys, the one written last (an override beats the file); NULL if neither given. */
+/* Both keys hold valid values, given or default. */
+static bool both_valid(const struct sec *s, const char *a, const char *b)
+{
+    const struct kv *x = get(s, a), *y = get(s, b);
+    return x && x->ok && y && y->ok;
+}
+
 static const struct kv *later(const struct kv *a, const struct kv *b)
 {
     if (!a || !b)
@@ -950,12 +984,14 @@ static void build_buses(struct ctx *c, struct cfg *cfg)
             .max_gap = (unsigned)get_int(s, "max_gap"),
             .line = s->line,
         };
-        /* Blame whichever of the pair was written last; both defaulted cannot clash. */
-        if (b->backoff_max_ms < b->backoff_min_ms)
+        /* Blame whichever of the pair was written last; both defaulted cannot clash. A value
+         * that is itself invalid is reported on its own and reads as 0 here: no pair rule. */
+        if (both_valid(s, "backoff_max", "backoff_min") && b->backoff_max_ms < b->backoff_min_ms)
             kv_fail(c, s, later(given(s, "backoff_max"), given(s, "backoff_min")),
                     "backoff_max %s is below backoff_min %s", get(s, "backoff_max")->value,
                     get(s, "backoff_min")->value);
-        if (b->reconnect_max_ms < b->reconnect_min_ms)
+        if (both_valid(s, "reconnect_max", "reconnect_min") &&
+            b->reconnect_max_ms < b->reconnect_min_ms)
             kv_fail(c, s, later(given(s, "reconnect_max"), given(s, "reconnect_min")),
                     "reconnect_max %s is below reconnect_min %s", get(s, "reconnect_max")->value,
                     get(s, "reconnect_min")->value);
@@ -1351,6 +1387,7 @@ static void uplink_filter(struct ctx *c, const struct sec *s, const struct cfg *
 {
     u->kinds = (1u << EV__COUNT) - 1;
     u->test_events = given(s, "test_events") ? get_bool(s, "test_events") : true;
+    u->cap = get_bool(s, "cap");
     const char *kinds = get_str(s, "events");
     if (kinds) {
         u->kinds = 0;
@@ -1486,6 +1523,59 @@ static void build_uplinks(struct ctx *c, struct cfg *cfg)
     }
 }
 
+/* "off", "IPV4:PORT" or "[IPV6]:PORT" into w; 0 or -1. */
+static int parse_listen(const char *v, struct cfg_web *w)
+{
+    if (strcmp(v, "off") == 0) {
+        w->enabled = false;
+        return 0;
+    }
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return -1;
+    char host[64];
+    size_t n = (size_t)(colon - v);
+    bool v6 = v[0] == '[';
+    if (v6 && (n < 3 || v[n - 1] != ']'))
+        return -1;
+    if (n - (v6 ? 2 : 0) >= sizeof(host))
+        return -1;
+    memcpy(host, v + (v6 ? 1 : 0), n - (v6 ? 2 : 0));
+    host[n - (v6 ? 2 : 0)] = '\0';
+    unsigned char addr[sizeof(struct in6_addr)];
+    long long port;
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1 ||
+        parse_int(colon + 1, 1, 65535, &port) < 0)
+        return -1;
+    w->enabled = true;
+    w->listen_host = xstrdup(host);
+    w->listen_ipv6 = v6;
+    w->listen_port = (int)port;
+    return 0;
+}
+
+static void build_web(struct ctx *c, struct cfg *cfg)
+{
+    const struct sec *s = find_sec(c, "web", NULL);
+    struct cfg_web *w = &cfg->web;
+    const struct kv *listen = get(s, "listen");
+    if (listen && listen->ok && parse_listen(listen->value, w) < 0)
+        kv_fail(c, s, listen,
+                "listen \"%s\" is not off or ADDRESS:PORT with a numeric address, e.g. "
+                "127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080",
+                listen->value);
+    const char *paths[] = {"root", "https_cert", "https_key", "users_file"};
+    char **out[] = {&w->root, &w->https_cert, &w->https_key, &w->users_file};
+    for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
+        const char *v = get_str(s, paths[i]);
+        *out[i] = v ? join_dir(c->dir, v) : NULL;
+    }
+    if (!w->https_cert != !w->https_key)
+        kv_fail(c, s, given(s, w->https_cert ? "https_cert" : "https_key"),
+                "https_cert and https_key go together: give both for HTTPS, or neither");
+    w->session_timeout_ms = get_ms(s, "session_timeout");
+}
+
 static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -1568,6 +1658,8 @@ static struct cfg *load_text(const char *text, const char *path, const char *con
         add_sec(&c, find_section_def("gateway"), NULL, 0, 0);
     if (!find_sec(&c, "defaults", NULL))
         add_sec(&c, find_section_def("defaults"), NULL, 0, 0);
+    if (!find_sec(&c, "web", NULL))
+        add_sec(&c, find_section_def("web"), NULL, 0, 0);
     convert_all(&c);
 
     struct cfg *cfg = xcalloc(1, sizeof(*cfg));
@@ -1580,6 +1672,7 @@ static struct cfg *load_text(const char *text, const char *path, const char *con
     build_devices(&c, cfg, &info);
     build_detectors(&c, cfg, &info);
     build_uplinks(&c, cfg);
+    build_web(&c, cfg);
     if (!c.saw_detector)
         fail(&c, 0, 0,
              "no [detector] section; a gateway that watches nothing would report "
@@ -1682,6 +1775,11 @@ void cfg_free(struct cfg *cfg)
         free(u->key_file);
     }
     free(cfg->uplinks);
+    free(cfg->web.listen_host);
+    free(cfg->web.root);
+    free(cfg->web.https_cert);
+    free(cfg->web.https_key);
+    free(cfg->web.users_file);
     profile_set_free(&cfg->profiles);
     free(cfg);
 }
@@ -1796,4 +1894,12 @@ char *cfg_reference_markdown(void)
         }
     }
     return out;
+}
+
+const char *cfg_section_key(const char *section, size_t i)
+{
+    for (size_t k = 0; k < ARRAY_LEN(options); k++)
+        if (strcmp(options[k].section, section) == 0 && i-- == 0)
+            return options[k].key;
+    return NULL;
 }

@@ -186,7 +186,21 @@ struct cfg_uplink {
     size_t *zones;  /* indexes into cfg.zones; none: every zone */
     size_t nzones;
     bool test_events; /* send test events */
+    bool cap;         /* also publish fire alarms as CAP 1.2 XML on <prefix>/cap (cap.h) */
     int line;
+};
+
+/* The web UI ([web]); paths are absolute or NULL when not given. */
+struct cfg_web {
+    bool enabled;      /* listen is not "off" */
+    char *listen_host; /* numeric IPv4 or IPv6 address */
+    bool listen_ipv6;
+    int listen_port;
+    char *root;       /* NULL: the default search (web.c) */
+    char *https_cert; /* both or neither: HTTPS */
+    char *https_key;
+    int64_t session_timeout_ms; /* idle logins end; default 8 h */
+    char *users_file;           /* NULL: STATE_DIR/users.json */
 };
 
 struct cfg {
@@ -205,6 +219,7 @@ struct cfg {
     struct cfg_uplink *uplinks;
     size_t nuplinks;
     struct profile_set profiles; /* the profiles this config uses */
+    struct cfg_web web;
 };
 
 /* Whether uplink u of cfg sends an event of this kind, zone (or none) and test flag. */
@@ -230,6 +245,8 @@ struct cfg *cfg_load_ex(const char *path, const char *const *overrides, size_t n
 void cfg_free(struct cfg *cfg);
 /* Reference table of every config key (Markdown, as in docs/config.md); caller frees. */
 char *cfg_reference_markdown(void);
+/* Key i (0-based, in table order) of a section type such as "bus"; NULL past the last. */
+const char *cfg_section_key(const char *section, size_t i);
 
 /* Lookups by id; -1 if absent. */
 long cfg_find_bus(const struct cfg *cfg, const char *id);

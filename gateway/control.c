@@ -35,7 +35,7 @@ static int make_addr(const char *path, struct sockaddr_un *sa, char *err, size_t
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sa->sun_path)) {
-        snprintf(err, errlen, "control socket path %s is longer than %zu bytes", path,
+        snprintf(err, errlen, "control socket path %.200s is longer than %zu bytes", path,
                  sizeof(sa->sun_path) - 1);
         return -1;
     }

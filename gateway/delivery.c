@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cap.h"
 #include "command.h"
 #include "gateway.h"
 #include "outbox.h"
@@ -109,18 +110,19 @@ static void publish_states(struct gateway *gw)
 }
 
 /*
- * Store an event for one uplink in the durable outbox; without an outbox
- * (it could not be opened or the disk refuses), hand it straight to Paho's
- * memory queue rather than lose it. 0, or -1 when neither took it.
+ * Store an event's message (subtopic "event", or "cap" for its CAP document)
+ * for one uplink in the durable outbox; without an outbox (it could not be
+ * opened or the disk refuses), hand it straight to Paho's memory queue rather
+ * than lose it. 0, or -1 when neither took it.
  */
 static int enqueue(struct gateway *gw, size_t up, int prio, uint64_t seq, const char *event_id,
-                   const char *json)
+                   const char *subtopic, const char *json)
 {
     const struct cfg_uplink *uc = &gw->cfg->uplinks[up];
     char err[512];
     bool dropped = false;
     if (gw->outbox && outbox_put(gw->outbox, uc->id, (size_t)uc->max_buffered, prio, seq, event_id,
-                                 "event", json, &dropped, err, sizeof(err)) == 0) {
+                                 subtopic, json, &dropped, err, sizeof(err)) == 0) {
         if (dropped)
             log_limited(&gw->outbox_limit, mono_ms(), LOG_LVL_WARN,
                         "uplink %s: the outbox holds max_buffered = %d events; the oldest "
@@ -130,8 +132,9 @@ static int enqueue(struct gateway *gw, size_t up, int prio, uint64_t seq, const 
     }
     if (gw->outbox)
         log_limited(&gw->outbox_limit, mono_ms(), LOG_LVL_ERR,
-                    "%s; event #%llu waits in memory only", err, (unsigned long long)seq);
-    return uplink_publish(gw->uplinks[up], "event", json, 1, false);
+                    "%s; event #%llu (%s) waits in memory only", err, (unsigned long long)seq,
+                    subtopic);
+    return uplink_publish(gw->uplinks[up], subtopic, json, 1, false);
 }
 
 static void forget_in_flight(struct gateway *gw, size_t up, size_t k)
@@ -171,8 +174,11 @@ void delivery_flush(struct gateway *gw, size_t up)
                                    items[i].id, gw->delivered) == 0) {
             f->id[f->n] = items[i].id;
             f->sent_mono[f->n] = now;
-            f->event_id[f->n++] = items[i].event_id;
-            items[i].event_id = NULL;
+            /* The event log records the event's delivery, not its CAP copy's as well. */
+            bool cap = strcmp(items[i].subtopic, "cap") == 0;
+            f->event_id[f->n++] = cap ? NULL : items[i].event_id;
+            if (!cap)
+                items[i].event_id = NULL;
         }
         outbox_item_clear(&items[i]);
     }
@@ -189,8 +195,9 @@ void delivery_receipts(struct gateway *gw)
                 continue;
             if (d->ok) {
                 outbox_done(gw->outbox, d->tag);
-                evlog_add_delivery(gw->evlog, wall_ms(), f->event_id[k],
-                                   gw->cfg->uplinks[d->uplink].id, "delivered", NULL);
+                if (f->event_id[k])
+                    evlog_add_delivery(gw->evlog, wall_ms(), f->event_id[k],
+                                       gw->cfg->uplinks[d->uplink].id, "delivered", NULL);
             }
             forget_in_flight(gw, d->uplink, k);
             break;
@@ -218,6 +225,7 @@ void delivery_dispatch(struct gateway *gw)
             gw->last_seq = ev->seq;
         log_event(gw->cfg, ev);
         char *json = payload_event(gw->cfg, ev);
+        char *cap = NULL; /* made for the first uplink that asks for it */
         bool needs_ack = !ev->test && (ev->kind == EV_FIRE_ALARM || ev->kind == EV_FIRE_CONFIRMED);
         long zone = ev->has_zone        ? (long)ev->zone
                     : ev->detector >= 0 ? (long)gw->cfg->detectors[ev->detector].zone
@@ -227,7 +235,7 @@ void delivery_dispatch(struct gateway *gw)
                                   ev->test))
                 continue;
             int prio = ev_priority(ev->kind);
-            int rc = enqueue(gw, up, prio, ev->seq, ev->id, json);
+            int rc = enqueue(gw, up, prio, ev->seq, ev->id, "event", json);
             evlog_add_delivery(gw->evlog, ev->t.wall_ms, ev->id, gw->cfg->uplinks[up].id,
                                rc == 0 ? "queued" : "failed", NULL);
             if (rc < 0)
@@ -239,12 +247,23 @@ void delivery_dispatch(struct gateway *gw)
                 acktrack_sent(gw->acks[up], ev->id, ev->seq, json, mono_ms());
                 outbox_ack_wait(gw->outbox, gw->cfg->uplinks[up].id, ev->id, ev->seq, json);
             }
+            /* Its CAP document follows it through the same outbox, at the same priority. */
+            if (gw->cfg->uplinks[up].cap && cap_wanted(ev)) {
+                if (!cap)
+                    cap = cap_alert(gw->cfg, ev);
+                if (enqueue(gw, up, prio, ev->seq, ev->id, "cap", cap) < 0)
+                    log_err("uplink %s: the CAP document of event #%llu was NOT accepted for "
+                            "delivery",
+                            gw->cfg->uplinks[up].id, (unsigned long long)ev->seq);
+            }
             /* A fire alarm goes to the broker before the rest of the batch is even stored. */
             if (prio == 0)
                 delivery_flush(gw, up);
         }
         evlog_add_event(gw->evlog, gw->cfg, ev, json);
+        web_event(gw->web, gw->cfg, ev, json);
         free(json);
+        free(cap);
     }
     evlist_clear(l);
     for (size_t up = 0; up < gw->cfg->nuplinks; up++)
@@ -370,7 +389,7 @@ void delivery_check_acks(struct gateway *gw, int64_t now_mono)
                      "sending it again (%u)",
                      gw->cfg->uplinks[up].id, (unsigned long long)due[i]->seq, due[i]->event_id,
                      (long long)((now_mono - due[i]->sent_mono) / 1000), due[i]->resends);
-            int rc = enqueue(gw, up, 0, due[i]->seq, due[i]->event_id, due[i]->json);
+            int rc = enqueue(gw, up, 0, due[i]->seq, due[i]->event_id, "event", due[i]->json);
             evlog_add_delivery(gw->evlog, wall_ms(), due[i]->event_id, gw->cfg->uplinks[up].id,
                                rc == 0 ? "resent" : "failed", "not acknowledged in time");
         }

@@ -363,6 +363,8 @@ static struct event area_event(long zone, enum ev_kind kind, const char *rule, c
 /* Put the alarms among the events appended since start ahead of the rest, keeping order. */
 static void alarms_first(struct evlist *out, size_t start)
 {
+    if (out->count <= start)
+        return; /* nothing new; also keeps NULL + 0 (an empty list) out of the arithmetic */
     struct evlist view = {out->items + start, out->count - start, out->count - start};
     evlist_sort_priority(&view);
 }
@@ -441,9 +443,19 @@ static void describe_cause(const struct engine *e, size_t det, enum det_level lv
     if (has_thresholds(cd->type) && d->static_level >= lvl) {
         ev->has_level = true;
         ev->level = lvl == LEVEL_FIRE_ALARM ? cd->thresholds.alarm : cd->thresholds.prealarm;
-        snprintf(ev->detail, sizeof(ev->detail), "%s value %.2f %s reached the %s level %.2f %s",
-                 detector_type_name(cd->type), ev->value, unit,
-                 lvl == LEVEL_FIRE_ALARM ? "alarm" : "pre-alarm", ev->level, unit);
+        /* The spike filter holds a level for one reading: say so rather than quote a value
+         * below the level as if it had reached it. */
+        if (ev->value >= ev->level)
+            snprintf(ev->detail, sizeof(ev->detail),
+                     "%s value %.2f %s reached the %s level %.2f %s", detector_type_name(cd->type),
+                     ev->value, unit, lvl == LEVEL_FIRE_ALARM ? "alarm" : "pre-alarm", ev->level,
+                     unit);
+        else
+            snprintf(ev->detail, sizeof(ev->detail),
+                     "%s readings reached the %s level %.2f %s and have not yet stayed below it "
+                     "(last value %.2f %s)",
+                     detector_type_name(cd->type), lvl == LEVEL_FIRE_ALARM ? "alarm" : "pre-alarm",
+                     ev->level, unit, ev->value, unit);
     } else if (lvl == LEVEL_FIRE_ALARM && d->ror_active) {
         snprintf(ev->detail, sizeof(ev->detail),
                  "temperature %.2f degC rising at %.1f degC/min or more for %.0f s", ev->value,

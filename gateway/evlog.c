@@ -75,6 +75,8 @@ struct evlog {
     bool wal_dirty;
     struct log_limit write_limit;
     struct log_limit prune_limit;
+    bool age_base_set; /* the wall and monotonic time of the first prune */
+    int64_t age_base_wall, age_base_mono;
 };
 
 /*
@@ -760,7 +762,18 @@ long evlog_prune(struct evlog *l, int64_t now_ms)
     if (!writable(l))
         return -1;
     int64_t deadline = mono_ms() + l->lim.prune_budget_ms;
-    int64_t cutoff = now_ms - l->lim.max_age_ms;
+    /*
+     * Age runs on elapsed time since the first prune, never ahead of the wall
+     * clock: a clock set far ahead (a bad time server, a dead RTC) must not make
+     * the whole log, fire alarms included, look old enough to delete at once.
+     */
+    if (!l->age_base_set) {
+        l->age_base_set = true;
+        l->age_base_wall = now_ms;
+        l->age_base_mono = mono_ms();
+    }
+    int64_t aged_now = l->age_base_wall + (mono_ms() - l->age_base_mono);
+    int64_t cutoff = (now_ms < aged_now ? now_ms : aged_now) - l->lim.max_age_ms;
     long total = 0;
     for (size_t t = 0; t < T__COUNT; t++) {
         long n = prune_table(l, (enum table)t, cutoff, deadline);

@@ -367,6 +367,9 @@ void gateway_free(struct gateway *gw)
             bus_stop(gw->pollers[i]);
         free(gw->pollers);
     }
+    /* After the pollers: a probe's reply queue must outlive them. */
+    web_free(gw->web);
+    gw->web = NULL;
     if (gw->uplinks) {
         for (size_t i = 0; i < gw->cfg->nuplinks; i++)
             uplink_free(gw->uplinks[i], 2000);
@@ -526,6 +529,10 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
         log_err("%s", err);
         return -1;
     }
+    /* The web UI is a convenience: without it the gateway still monitors and reports. */
+    gw->web = web_start(gw->cfg, state_dir, err, sizeof(err));
+    if (!gw->web && err[0])
+        log_err("web: %s; running without the web UI", err);
 
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0)
@@ -560,6 +567,7 @@ void gateway_step(struct gateway *gw, int wait_ms)
     delivery_check_acks(gw, now.mono_ms);
     delivery_dispatch(gw);
     control_poll(gw->control, on_control, gw);
+    web_poll(gw->web, gw);
     if (now.mono_ms >= gw->next_prune) {
         gw->next_prune = now.mono_ms + 1000;
         evlog_prune(gw->evlog, now.wall_ms);

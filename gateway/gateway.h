@@ -23,6 +23,7 @@
 #include "reload.h"
 #include "remote.h"
 #include "uplink.h"
+#include "web.h"
 
 /* Events handed to one uplink's broker and not yet confirmed by it. */
 #define FLIGHT_MAX 32
@@ -86,6 +87,8 @@ struct gateway {
     struct evlog *evlog; /* NULL when the log cannot be opened: alarms flow anyway */
     int64_t next_prune;  /* monotonic */
     struct evlist events;
+    /* The web server; NULL when web.listen is off or it could not start. */
+    struct web *web;
     struct outbox *outbox; /* NULL when it cannot be opened: events wait in memory */
     struct log_limit outbox_limit;
     struct queue *delivered;  /* struct uplink_done from the brokers */

@@ -1,5 +1,6 @@
 /*
- * firegw: the command line (options, the `ctl` and `events` subcommands),
+ * firegw: the command line (options, the `ctl`, `events`, `scan`, `probe` and
+ * `status` subcommands),
  * signals, and the main loop that turns the gateway (gateway.c) until it is
  * asked to stop.
  */
@@ -15,6 +16,7 @@
 #include "ctl.h"
 #include "evlog.h"
 #include "gateway.h"
+#include "installer.h"
 #include "log.h"
 #include "payload.h"
 #include "util.h"
@@ -56,6 +58,9 @@ static void usage(FILE *out)
             "       firegw --check-config FILE [--set ...]\n"
             "       firegw ctl [--state-dir DIR | --control PATH] COMMAND...\n"
             "       firegw events [--state-dir DIR] [filters]  (see firegw events --help)\n"
+            "       firegw status [--state-dir DIR] [--json]\n"
+            "       firegw scan --config FILE --bus ID [--from N --to N] [--timeout DURATION]\n"
+            "       firegw probe --config FILE --device ID  (see firegw probe --help)\n"
             "\n"
             "Polls smoke and heat detectors and fire panel modules over Modbus, evaluates\n"
             "alarm rules and reports alarms, faults and heartbeats over MQTT.\n"
@@ -179,6 +184,12 @@ int main(int argc, char **argv)
         return ctl_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "events") == 0)
         return evlog_cli(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return installer_status(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "scan") == 0)
+        return installer_scan(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "probe") == 0)
+        return installer_probe(argc - 1, argv + 1);
     struct options o = {0};
     int rc = parse_options(argc, argv, &o);
     if (rc >= 0)

@@ -14,9 +14,16 @@
  * was written out. The lock is never held across a Paho call: the callbacks
  * and the main loop decide under it and call Paho after releasing it, so
  * Paho's own locking can never wait on ours.
+ *
+ * With --share several watchers form one MQTT 5 shared subscription group:
+ * the broker hands each event to one member, which shows and acknowledges
+ * it. Status and heartbeats stay unshared so that every member supervises
+ * every gateway; sequence checks need every event, so members skip them.
  */
 
 #include <MQTTAsync.h>
+#include <MQTTProperties.h>
+#include <MQTTReasonCodes.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -61,6 +68,9 @@
 #define LOCAL_TIME_LEN 64
 /* 2^53: larger integers are not exact in cJSON's doubles. */
 #define EXACT_MAX 9007199254740992.0
+/* MQTT 5 session expiry: this value means the session never expires. */
+#define EXPIRY_NEVER 4294967295LL
+#define SHARE_MAX 64
 
 static volatile sig_atomic_t stop_requested;
 
@@ -85,6 +95,9 @@ struct options {
     bool verbose;
     long long dedupe;
     int utc_offset_min;
+    bool mqtt5;
+    const char *share;  /* shared subscription group of the events, or NULL */
+    long long expiry_s; /* MQTT 5 session expiry; -1 until chosen */
 };
 
 enum gw_state { GW_UNKNOWN, GW_ONLINE, GW_OFFLINE };
@@ -137,6 +150,7 @@ struct watch {
     bool disconnected;
     bool fatal; /* standard output is gone: nobody sees the alarms */
     struct log_limit conn_limit;
+    struct log_limit disc_limit; /* the broker's reasons for closing (MQTT 5) */
     struct building *b;
     size_t nb;
     bool buildings_full_told;
@@ -156,6 +170,7 @@ static void usage(FILE *out)
             "Usage: firegw-watch [--host H] [--port P] [--user U --password-file F]\n"
             "                    [--client-id ID] [--prefix PATTERN]... [--receiver NAME]\n"
             "                    [--no-ack | --ack-all] [--json] [--dedupe N] [-v]\n"
+            "                    [--mqtt5] [--share GROUP] [--session-expiry S]\n"
             "\n"
             "Receives the events, status and heartbeats of firegw gateways over MQTT, prints\n"
             "them and acknowledges fire alarms and faults on <prefix>/ack.\n"
@@ -174,6 +189,11 @@ static void usage(FILE *out)
             "  -j, --json               print each event as one JSON line\n"
             "      --dedupe N           remember the last N event ids (default 10000, 0 off)\n"
             "      --utc-offset +HH:MM  local time of the display (default +07:00)\n"
+            "      --mqtt5              connect with MQTT 5 (default 3.1.1)\n"
+            "      --share GROUP        MQTT 5 shared subscription: the watchers of GROUP split\n"
+            "                           the events between them (implies --mqtt5)\n"
+            "      --session-expiry S   MQTT 5: seconds the broker keeps the session while\n"
+            "                           away, or 'never' (default never; 0 with --share)\n"
             "  -v, --verbose            also print heartbeats and repeated events\n"
             "  -V, --version            print the version\n"
             "  -h, --help               this text\n");
@@ -228,10 +248,36 @@ static int check_pattern(const char *p, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * A share group name: MQTT 5 forbids '/', '+' and '#' in it; we also keep it
+ * to characters that read the same in every log and ACL file.
+ */
+static int check_share(const char *g, char *err, size_t errlen)
+{
+    size_t len = strlen(g);
+    if (len == 0 || len > SHARE_MAX ||
+        strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != len) {
+        snprintf(err, errlen,
+                 "--share \"%s\": a group name is 1 to %d of A-Z a-z 0-9 _ . - (no '/', '+' or "
+                 "'#')",
+                 g, SHARE_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 /* 0 to run, or the exit code (0 for --help and --version, 2 for a usage error). */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_NO_ACK = 256, OPT_ACK_ALL, OPT_DEDUPE, OPT_UTC_OFFSET };
+    enum {
+        OPT_NO_ACK = 256,
+        OPT_ACK_ALL,
+        OPT_DEDUPE,
+        OPT_UTC_OFFSET,
+        OPT_MQTT5,
+        OPT_SHARE,
+        OPT_EXPIRY
+    };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},
@@ -245,6 +291,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"json", no_argument, NULL, 'j'},
         {"dedupe", required_argument, NULL, OPT_DEDUPE},
         {"utc-offset", required_argument, NULL, OPT_UTC_OFFSET},
+        {"mqtt5", no_argument, NULL, OPT_MQTT5},
+        {"share", required_argument, NULL, OPT_SHARE},
+        {"session-expiry", required_argument, NULL, OPT_EXPIRY},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -314,6 +363,28 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return 2;
             }
             break;
+        case OPT_MQTT5:
+            o->mqtt5 = true;
+            break;
+        case OPT_SHARE:
+            if (check_share(optarg, err, sizeof(err)) < 0) {
+                fprintf(stderr, "firegw-watch: %s\n", err);
+                return 2;
+            }
+            o->share = optarg;
+            o->mqtt5 = true;
+            break;
+        case OPT_EXPIRY:
+            if (strcmp(optarg, "never") == 0) {
+                o->expiry_s = EXPIRY_NEVER;
+            } else if (parse_int(optarg, 0, EXPIRY_NEVER - 1, &o->expiry_s) < 0) {
+                fprintf(stderr,
+                        "firegw-watch: --session-expiry \"%s\": must be a number of seconds from "
+                        "0 to %lld, or never\n",
+                        optarg, EXPIRY_NEVER - 1);
+                return 2;
+            }
+            break;
         case 'v':
             o->verbose = true;
             break;
@@ -348,6 +419,19 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, "firegw-watch: --client-id must be 1 to 128 characters\n");
         return 2;
     }
+    if (o->expiry_s >= 0 && !o->mqtt5) {
+        fprintf(stderr, "firegw-watch: --session-expiry needs --mqtt5 or --share (MQTT 3.1.1 "
+                        "sessions do not expire)\n");
+        return 2;
+    }
+    /*
+     * A member's kept session would still be handed its share of the events
+     * while it is away (Mosquitto does so), holding alarms back from the
+     * members that are up: by default a member's session ends with its
+     * connection.
+     */
+    if (o->expiry_s < 0)
+        o->expiry_s = o->share ? 0 : EXPIRY_NEVER;
     if (o->npatterns == 0)
         o->patterns[o->npatterns++] = DEFAULT_PATTERN;
     return -1;
@@ -1016,6 +1100,21 @@ static void on_ack_failure(void *context, MQTTAsync_failureData *resp)
              resp ? resp->code : 0);
 }
 
+/* MQTT 5 brokers say why they refused a publish (not authorised by the ACL, quota...). */
+static void on_ack_failure5(void *context, MQTTAsync_failureData5 *resp)
+{
+    (void)context;
+    if (resp && resp->reasonCode >= 0x80)
+        log_warn("an acknowledgement was refused by the broker: %s (reason code 0x%02x); the "
+                 "gateway will send the alarm again",
+                 MQTTReasonCode_toString(resp->reasonCode), (unsigned)resp->reasonCode);
+    else
+        log_warn("an acknowledgement was not delivered: %s (code %d); the gateway will send the "
+                 "alarm again and it is acknowledged then",
+                 resp && resp->message ? resp->message : MQTTAsync_strerror(resp ? resp->code : -1),
+                 resp ? resp->code : 0);
+}
+
 static void send_ack(struct watch *w, struct pending_ack *a)
 {
     MQTTAsync_message msg = MQTTAsync_message_initializer;
@@ -1024,7 +1123,10 @@ static void send_ack(struct watch *w, struct pending_ack *a)
     msg.qos = 1;
     msg.retained = 0;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onFailure = on_ack_failure;
+    if (w->o.mqtt5)
+        ro.onFailure5 = on_ack_failure5;
+    else
+        ro.onFailure = on_ack_failure;
     ro.context = w;
     int rc = MQTTAsync_sendMessage(w->client, a->topic, &msg, &ro);
     if (rc != MQTTASYNC_SUCCESS)
@@ -1303,7 +1405,9 @@ static void handle_event(struct watch *w, const char *topic, const char *payload
         return;
     }
     dedupe_add(&w->dd, ev.event_id);
-    track_seq(w, b, &ev);
+    /* A share group member sees only some of a building's events: every gap would be false. */
+    if (!w->o.share)
+        track_seq(w, b, &ev);
     if (w->o.json)
         show_event_json(payload, len, root);
     else
@@ -1400,8 +1504,8 @@ static void handle_heartbeat(struct watch *w, const char *topic, const char *pay
         b->hb_overdue = false;
         b->last_hb_mono = now;
         b->hb_interval_s = item(root, "interval_s")->valuedouble;
-        if (b->have_seq && last_seq <= EXACT_MAX && (uint64_t)last_seq > b->last_seq &&
-            (uint64_t)last_seq != b->hb_gap_seq) {
+        if (!w->o.share && b->have_seq && last_seq <= EXACT_MAX &&
+            (uint64_t)last_seq > b->last_seq && (uint64_t)last_seq != b->hb_gap_seq) {
             b->hb_gap_seq = (uint64_t)last_seq;
             w->gaps++;
             note(w, LOG_LVL_WARN,
@@ -1480,16 +1584,37 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
     return 1;
 }
 
+/* What the broker granted for topic i: a QoS 0..2, or an MQTT 5 reason code >= 0x80. */
+static void report_granted(const struct watch *w, int i, int granted)
+{
+    if (granted < 0x80)
+        log_info("subscribed to %s (QoS %d)", w->topics[i], granted);
+    else if (granted == MQTTREASONCODE_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)
+        log_err("the broker refused the subscription to %s: it has no shared subscriptions; "
+                "this watcher receives no events (run it without --share)",
+                w->topics[i]);
+    else if (granted == 0x80 && !w->o.mqtt5)
+        log_err("the broker refused the subscription to %s (not authorised by its ACL?)",
+                w->topics[i]);
+    else
+        log_err("the broker refused the subscription to %s: %s (reason code 0x%02x)", w->topics[i],
+                MQTTReasonCode_toString((enum MQTTReasonCodes)granted), granted);
+}
+
 static void on_subscribed(void *context, MQTTAsync_successData *resp)
 {
     struct watch *w = context;
+    for (int i = 0; i < w->ntopics; i++)
+        report_granted(w, i, w->ntopics == 1 ? resp->alt.qos : resp->alt.qosList[i]);
+}
+
+static void on_subscribed5(void *context, MQTTAsync_successData5 *resp)
+{
+    struct watch *w = context;
+    int n = resp->alt.sub.reasonCodeCount;
     for (int i = 0; i < w->ntopics; i++) {
-        int granted = w->ntopics == 1 ? resp->alt.qos : resp->alt.qosList[i];
-        if (granted == 0x80)
-            log_err("the broker refused the subscription to %s (not authorised by its ACL?)",
-                    w->topics[i]);
-        else
-            log_info("subscribed to %s (QoS %d)", w->topics[i], granted);
+        int granted = n > 1 && i < n ? (int)resp->alt.sub.reasonCodes[i] : (int)resp->reasonCode;
+        report_granted(w, i, granted);
     }
 }
 
@@ -1501,41 +1626,119 @@ static void on_subscribe_failed(void *context, MQTTAsync_failureData *resp)
             resp ? resp->code : 0);
 }
 
-static void on_connected(void *context, MQTTAsync_successData *resp)
+static void on_subscribe_failed5(void *context, MQTTAsync_failureData5 *resp)
 {
-    struct watch *w = context;
+    (void)context;
+    if (resp && resp->reasonCode >= 0x80)
+        log_err("cannot subscribe: the broker answered %s (reason code 0x%02x); no events will "
+                "arrive until the next connection",
+                MQTTReasonCode_toString(resp->reasonCode), (unsigned)resp->reasonCode);
+    else
+        log_err("cannot subscribe: %s (code %d); no events will arrive until the next connection",
+                resp && resp->message ? resp->message : MQTTAsync_strerror(resp ? resp->code : -1),
+                resp ? resp->code : 0);
+}
+
+/* Connected (either protocol): note it, then subscribe to every topic at once. */
+static void connected(struct watch *w, bool kept)
+{
     pthread_mutex_lock(&w->lock);
     w->conn = CONN_UP;
     w->backoff_ms = RETRY_MIN_MS;
     log_limit_reset(&w->conn_limit);
     pthread_mutex_unlock(&w->lock);
-    bool kept = resp && resp->alt.connect.sessionPresent;
-    log_notice("connected to %s as %s; %s", w->uri, w->o.client_id,
-               kept ? "session kept: events queued while away follow"
-                    : "new session: events sent while away were not kept");
+    log_notice("connected to %s as %s (MQTT %s); %s", w->uri, w->o.client_id,
+               w->o.mqtt5 ? "5" : "3.1.1",
+               kept            ? "session kept: events queued while away follow"
+               : w->o.expiry_s ? "new session: events sent while away were not kept"
+                               : "new session (it ends with the connection)");
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_subscribed;
-    ro.onFailure = on_subscribe_failed;
+    if (w->o.mqtt5) {
+        ro.onSuccess5 = on_subscribed5;
+        ro.onFailure5 = on_subscribe_failed5;
+    } else {
+        ro.onSuccess = on_subscribed;
+        ro.onFailure = on_subscribe_failed;
+    }
     ro.context = w;
     int rc = MQTTAsync_subscribeMany(w->client, w->ntopics, w->topics, w->qos, &ro);
     if (rc != MQTTASYNC_SUCCESS)
         log_err("cannot subscribe: %s (code %d)", MQTTAsync_strerror(rc), rc);
 }
 
-static void on_connect_failed(void *context, MQTTAsync_failureData *resp)
+static void on_connected(void *context, MQTTAsync_successData *resp)
+{
+    connected(context, resp && resp->alt.connect.sessionPresent);
+}
+
+static void on_connected5(void *context, MQTTAsync_successData5 *resp)
 {
     struct watch *w = context;
-    const char *why = resp ? mqtt_connack_text(resp->code) : NULL;
-    if (!why)
-        why = resp && resp->message ? resp->message : MQTTAsync_strerror(resp ? resp->code : -1);
+    /* Absent means available (MQTT 5, 3.2.2.3.17). */
+    if (w->o.share && resp &&
+        MQTTProperties_hasProperty(&resp->properties,
+                                   MQTTPROPERTY_CODE_SHARED_SUBSCRIPTION_AVAILABLE) &&
+        MQTTProperties_getNumericValue(&resp->properties,
+                                       MQTTPROPERTY_CODE_SHARED_SUBSCRIPTION_AVAILABLE) == 0)
+        log_err("the broker %s says it has no shared subscriptions: --share \"%s\" will receive "
+                "no events",
+                w->uri, w->o.share);
+    connected(w, resp && resp->alt.connect.sessionPresent);
+}
+
+/* A failed attempt: log it (at most once a minute) and schedule the next with backoff. */
+static void connect_failed(struct watch *w, const char *why, int code)
+{
     pthread_mutex_lock(&w->lock);
     w->conn = CONN_IDLE;
     w->next_attempt_mono = mono_ms() + w->backoff_ms;
     log_limited(&w->conn_limit, mono_ms(), LOG_LVL_WARN,
                 "cannot connect to %s: %s (code %d); trying again in %" PRId64 " s", w->uri, why,
-                resp ? resp->code : 0, w->backoff_ms / 1000);
+                code, w->backoff_ms / 1000);
     w->backoff_ms = w->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : w->backoff_ms * 2;
     pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void on_connect_failed(void *context, MQTTAsync_failureData *resp)
+{
+    const char *why = resp ? mqtt_connack_text(resp->code) : NULL;
+    if (!why)
+        why = resp && resp->message ? resp->message : MQTTAsync_strerror(resp ? resp->code : -1);
+    connect_failed(context, why, resp ? resp->code : 0);
+}
+
+static void on_connect_failed5(void *context, MQTTAsync_failureData5 *resp)
+{
+    char why[160];
+    /* Paho passes a refusing CONNACK's reason code (0x80 and up) as the code. */
+    int reason = !resp                      ? 0
+                 : resp->reasonCode >= 0x80 ? (int)resp->reasonCode
+                 : resp->code >= 0x80       ? resp->code
+                                            : 0;
+    if (reason) {
+        snprintf(why, sizeof(why), "broker refused the connection: %s (reason code 0x%02x)",
+                 MQTTReasonCode_toString((enum MQTTReasonCodes)reason), (unsigned)reason);
+        connect_failed(context, why, reason);
+        return;
+    }
+    snprintf(why, sizeof(why), "%s",
+             resp && resp->message ? resp->message : MQTTAsync_strerror(resp ? resp->code : -1));
+    connect_failed(context, why, resp ? resp->code : 0);
+}
+
+/* MQTT 5 lets the broker say why it closes a connection: session taken over, shutting down... */
+static void on_server_disconnect(void *context, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+    struct watch *w = context;
+    (void)props;
+    pthread_mutex_lock(&w->lock);
+    log_limited(&w->disc_limit, mono_ms(), LOG_LVL_WARN,
+                "the broker %s closed the connection: %s (reason code 0x%02x)%s", w->uri,
+                MQTTReasonCode_toString(rc), (unsigned)rc,
+                rc == MQTTREASONCODE_SESSION_TAKEN_OVER
+                    ? "; another client connected with the same client id"
+                    : "");
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -1567,25 +1770,50 @@ static void on_disconnect_failed(void *context, MQTTAsync_failureData *resp)
     on_disconnected(context, NULL);
 }
 
-/* Start one connection attempt; its outcome arrives in on_connected or on_connect_failed. */
+static void on_disconnected5(void *context, MQTTAsync_successData5 *resp)
+{
+    (void)resp;
+    on_disconnected(context, NULL);
+}
+
+static void on_disconnect_failed5(void *context, MQTTAsync_failureData5 *resp)
+{
+    (void)resp;
+    on_disconnected(context, NULL);
+}
+
+/* Start one connection attempt; its outcome arrives in on_connected(5) or on_connect_failed(5). */
 static void start_connect(struct watch *w)
 {
     MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions opts5 = MQTTAsync_connectOptions_initializer5;
+    MQTTProperties props = MQTTProperties_initializer;
+    if (w->o.mqtt5) {
+        opts = opts5;
+        /* The session outlives the connection by the expiry; cleanstart 0 resumes it. */
+        opts.cleanstart = 0;
+        MQTTProperty expiry = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+        expiry.value.integer4 = (unsigned int)w->o.expiry_s;
+        MQTTProperties_add(&props, &expiry);
+        opts.connectProperties = &props;
+        opts.onSuccess5 = on_connected5;
+        opts.onFailure5 = on_connect_failed5;
+    } else {
+        opts.cleansession = 0;
+        opts.MQTTVersion = MQTTVERSION_3_1_1;
+        opts.onSuccess = on_connected;
+        opts.onFailure = on_connect_failed;
+    }
     opts.keepAliveInterval = KEEPALIVE_S;
-    opts.cleansession = 0;
-    opts.MQTTVersion = MQTTVERSION_3_1_1;
     opts.connectTimeout = CONNECT_TIMEOUT_S;
     opts.username = w->o.user;
     opts.password = w->password;
     opts.automaticReconnect = 0;
-    opts.onSuccess = on_connected;
-    opts.onFailure = on_connect_failed;
     opts.context = w;
     int rc = MQTTAsync_connect(w->client, &opts);
-    if (rc != MQTTASYNC_SUCCESS) {
-        MQTTAsync_failureData fd = {.code = rc, .message = MQTTAsync_strerror(rc)};
-        on_connect_failed(w, &fd);
-    }
+    MQTTProperties_free(&props);
+    if (rc != MQTTASYNC_SUCCESS)
+        connect_failed(w, MQTTAsync_strerror(rc), rc);
 }
 
 static int watch_setup(struct watch *w, char *err, size_t errlen)
@@ -1604,19 +1832,25 @@ static int watch_setup(struct watch *w, char *err, size_t errlen)
     static const char *const levels[] = {"event", "status", "heartbeat"};
     for (size_t i = 0; i < o->npatterns; i++) {
         for (size_t k = 0; k < 3; k++) {
-            w->topics[i * 3 + k] = xasprintf("%s/%s", o->patterns[i], levels[k]);
+            /* Only events are shared: every member supervises status and heartbeats. */
+            if (o->share && k == 0)
+                w->topics[i * 3 + k] =
+                    xasprintf("$share/%s/%s/%s", o->share, o->patterns[i], levels[k]);
+            else
+                w->topics[i * 3 + k] = xasprintf("%s/%s", o->patterns[i], levels[k]);
             w->qos[i * 3 + k] = 1;
         }
     }
     dedupe_init(&w->dd, (size_t)o->dedupe);
     w->backoff_ms = RETRY_MIN_MS;
     w->conn_limit.interval_ms = 60000;
+    w->disc_limit.interval_ms = 60000;
 
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     /* An acknowledgement made just as the connection drops waits for the reconnect. */
     co.sendWhileDisconnected = 1;
     co.maxBufferedMessages = 10000;
-    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.MQTTVersion = o->mqtt5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
     int rc = MQTTAsync_createWithOptions(&w->client, w->uri, o->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -1629,6 +1863,11 @@ static int watch_setup(struct watch *w, char *err, size_t errlen)
     if (rc != MQTTASYNC_SUCCESS) {
         snprintf(err, errlen, "cannot set the MQTT callbacks: %s (code %d)", MQTTAsync_strerror(rc),
                  rc);
+        return -1;
+    }
+    if (o->mqtt5 &&
+        MQTTAsync_setDisconnected(w->client, w, on_server_disconnect) != MQTTASYNC_SUCCESS) {
+        snprintf(err, errlen, "cannot set the MQTT disconnect callback");
         return -1;
     }
     return 0;
@@ -1687,9 +1926,16 @@ static int watch_run(struct watch *w)
 
     if (up) {
         MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
+        MQTTAsync_disconnectOptions dopts5 = MQTTAsync_disconnectOptions_initializer5;
+        if (w->o.mqtt5) {
+            dopts = dopts5;
+            dopts.onSuccess5 = on_disconnected5;
+            dopts.onFailure5 = on_disconnect_failed5;
+        } else {
+            dopts.onSuccess = on_disconnected;
+            dopts.onFailure = on_disconnect_failed;
+        }
         dopts.timeout = DISCONNECT_FLUSH_MS;
-        dopts.onSuccess = on_disconnected;
-        dopts.onFailure = on_disconnect_failed;
         dopts.context = w;
         if (MQTTAsync_disconnect(w->client, &dopts) == MQTTASYNC_SUCCESS) {
             int64_t deadline = mono_ms() + DISCONNECT_WAIT_MS;
@@ -1721,6 +1967,7 @@ int main(int argc, char **argv)
     w.o.port = 1883;
     w.o.dedupe = DEDUPE_DEFAULT;
     w.o.utc_offset_min = 7 * 60;
+    w.o.expiry_s = -1;
     log_set_ident("firegw-watch");
     int rc = parse_options(argc, argv, &w.o);
     if (rc >= 0)
@@ -1760,6 +2007,15 @@ int main(int argc, char **argv)
                  : w.o.ack_all ? "every event"
                                : "fire alarms and faults",
                  w.o.receiver);
+        if (w.o.share)
+            log_info("share group \"%s\": the broker gives each event to one watcher of the "
+                     "group; sequence gap checks are off (they need every event)",
+                     w.o.share);
+        if (w.o.share && w.o.expiry_s > 0)
+            log_warn("--share with --session-expiry %lld: while this watcher is away the broker "
+                     "may keep its share of the events for it (Mosquitto does) instead of giving "
+                     "them to the members that are up",
+                     w.o.expiry_s);
         code = watch_run(&w);
         log_notice("stopped: %llu events shown, %llu repeated ones ignored, %llu acknowledgements "
                    "sent, %llu sequence gaps, %llu bad messages",

@@ -9,13 +9,18 @@ silences and resets on the way. Ctrl-C stops everything it started. Without a
 terminal (or with --duration) it stops by itself.
 """
 import argparse
+import json
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
@@ -27,6 +32,42 @@ SCENARIO = os.path.join(ROOT, "sensors", "scenarios", "demo.scn")
 
 # What a building manager does during the demo, in seconds from its start.
 OPERATOR = [(75, "acknowledge all"), (80, "silence all"), (100, "reset all")]
+
+
+def port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def first_run_login(port):
+    """Make the admin account as a person would on first run; its password, or None."""
+    password = "demo-" + secrets.token_urlsafe(9)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/session", timeout=2):
+                return None  # an account exists already
+        except urllib.error.HTTPError as e:
+            if e.code == 401:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    else:
+        return None
+    req = urllib.request.Request(f"{url}/setup", method="POST",
+                                 data=json.dumps({"password": password}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5):
+            return password
+    except OSError:
+        return None
 
 
 def main():
@@ -55,7 +96,9 @@ def main():
         broker = Broker(workdir).start()
         started.append(broker.stop)
         tcp_port = free_port()
-        sets = [f"bus.rs485-a.device={workdir}/ttyRS485A",
+        web_port = 8080 if port_free(8080) else free_port()
+        sets = [f"web.listen=127.0.0.1:{web_port}",
+                f"bus.rs485-a.device={workdir}/ttyRS485A",
                 "bus.tcp-b.host=127.0.0.1", f"bus.tcp-b.port={tcp_port}",
                 "uplink.district.host=127.0.0.1", f"uplink.district.port={broker.port}",
                 "uplink.owner.host=127.0.0.1", f"uplink.owner.port={broker.port}"]
@@ -72,6 +115,12 @@ def main():
         print(f"Watch raw MQTT yourself: mosquitto_sub -h 127.0.0.1 -p {broker.port} "
               f"-t 'firegw/#' -v")
         print(f"The manager's console: build/firegw ctl --state-dir {workdir}/state status")
+        password = first_run_login(web_port)
+        if password:
+            print(f"Web UI: http://127.0.0.1:{web_port}/  first-run login: user admin, "
+                  f"password {password} (set by the demo through the first-run setup)")
+        else:
+            print(f"Web UI: http://127.0.0.1:{web_port}/ (did not answer; see {workdir}/firegw.log)")
         print("Press Ctrl-C to stop.\n" if duration is None else
               f"Stopping by itself after {duration:.0f} s.\n")
 

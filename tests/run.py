@@ -8,6 +8,7 @@ run against the sanitizer build when there is one, else the normal build.
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ class Tally:
         self.failures.append(name)
 
 
-def run_unit(build, tally, label, payload_dir):
+def run_unit(build, tally, label, payload_dir, runner=()):
     tests_dir = os.path.join(ROOT, build, "tests")
     if not os.path.isdir(tests_dir):
         tally.fail(f"{label}: no unit tests built in {tests_dir}")
@@ -49,7 +50,7 @@ def run_unit(build, tally, label, payload_dir):
         path = os.path.join(tests_dir, name)
         start = time.monotonic()
         try:
-            proc = subprocess.run([path], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            proc = subprocess.run([*runner, path], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, timeout=UNIT_TIMEOUT_S,
                                   stdin=subprocess.DEVNULL)
             out = proc.stdout.decode(errors="replace")
@@ -91,7 +92,7 @@ LINT = [
                   "--enable=warning,performance,portability", "--inline-suppr",
                   "-D_GNU_SOURCE", "-Igateway", "gateway", "sensors/sim"]),
     ("clang-format", ["sh", "-c", "clang-format --dry-run --Werror gateway/*.[ch] "
-                      "sensors/sim/*.[ch] tests/unit/*.c"]),
+                      "sensors/sim/*.[ch] tests/unit/*.c fuzz/*.[ch]"]),
 ]
 
 
@@ -105,6 +106,34 @@ def run_lint(tally):
         else:
             tally.fail(f"lint {name}")
             print(f"FAIL lint {name}\n{proc.stdout.decode(errors='replace')[-4000:]}")
+
+
+def run_fuzz(build, tally, seconds):
+    """Replay fuzz/regressions/ and fuzz every target briefly (fuzz/runner.py)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fuzz_runner",
+                                                  os.path.join(ROOT, "fuzz", "runner.py"))
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    runner.run(os.path.join(ROOT, build), tally, seconds,
+               seed=int(os.environ.get("FIREGW_FUZZ_SEED", "1")))
+
+
+def run_browser(build, tally):
+    """The web UI in Chromium against a real gateway (tests/browser/stage.py)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("browser_stage",
+                                                  os.path.join(ROOT, "tests", "browser", "stage.py"))
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    os.environ.update(SAN_ENV)
+    for name, ok, detail in stage.run(os.path.join(ROOT, build)):
+        if ok:
+            tally.ok()
+            print(f"ok   browser: {name}")
+        else:
+            tally.fail(f"browser: {name}")
+            print(f"FAIL browser: {name}\n{detail}")
 
 
 class CountingResult(unittest.TextTestResult):
@@ -136,19 +165,37 @@ def main():
     ap.add_argument("--unit-only", action="store_true")
     ap.add_argument("--integration-only", action="store_true")
     ap.add_argument("--pattern", default="test_*.py", help="integration test files")
+    ap.add_argument("--exec", default="",
+                    help="command that runs each unit test program of --build, e.g. "
+                    "\"qemu-aarch64 -L /usr/aarch64-linux-gnu\" for a cross build")
+    ap.add_argument("--no-lint", action="store_true", help="skip cppcheck and clang-format")
+    ap.add_argument("--fuzz-build", default=None,
+                    help="where the libFuzzer targets are: replay fuzz/regressions/, then fuzz "
+                    "each target for --fuzz-seconds")
+    ap.add_argument("--fuzz-seconds", type=int, default=20)
+    ap.add_argument("--no-browser", action="store_true", help="skip the web UI's browser tests")
+    ap.add_argument("--browser-only", action="store_true", help="run only the browser tests")
     args = ap.parse_args()
 
     tally = Tally()
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="firegw-payloads-") as payload_dir:
-        if not args.integration_only:
-            run_unit(args.build, tally, "unit", payload_dir)
+        if not args.integration_only and not args.browser_only:
+            run_unit(args.build, tally, f"unit ({args.exec})" if args.exec else "unit",
+                     payload_dir, shlex.split(args.exec))
             if args.san_build:
                 run_unit(args.san_build, tally, "unit+asan+ubsan", payload_dir)
             run_schemas(payload_dir, tally)
-            run_lint(tally)
-    if not args.unit_only:
+            if not args.no_lint:
+                run_lint(tally)
+            if args.fuzz_build:
+                run_fuzz(args.fuzz_build, tally, args.fuzz_seconds)
+    if not args.unit_only and not args.browser_only:
         run_integration(args.san_build or args.build, tally, args.pattern)
+    # Only with the whole integration suite (not for one --pattern file).
+    if args.browser_only or not (args.unit_only or args.no_browser or
+                                 args.pattern != ap.get_default("pattern")):
+        run_browser(args.san_build or args.build, tally)
     took = time.monotonic() - start
     print()
     if tally.failures:

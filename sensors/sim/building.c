@@ -34,6 +34,8 @@ struct dev {
     const struct profile *prof;
     modbus_mapping_t *map;
     bool silent;
+    enum scn_reply reply; /* a wrong answer on the wire instead of the registers */
+    int reply_code;       /* SCN_REPLY_EXCEPTION */
     bool lifecheck_stopped;
     uint32_t lifecheck;
     uint32_t datachange;
@@ -254,6 +256,7 @@ static void to_baseline(struct bld *b)
         struct dev *d = &b->devs[i];
         d->npins = 0;
         d->silent = false;
+        d->reply = SCN_REPLY_NORMAL;
         d->lifecheck_stopped = false;
         for (size_t k = 0; k < d->prof->npoints; k++) {
             const struct profile_point *pt = &d->prof->points[k];
@@ -391,9 +394,16 @@ static int resolve(const struct bld *b, const struct scn_cmd *c, struct det **de
     case SCN_SILENT:
     case SCN_LIFECHECK:
     case SCN_RAW:
+    case SCN_REPLY:
         *dev = find_dev(b, c->target, channel);
         if (!*dev) {
             snprintf(err, errlen, "no device or detector '%s' in %s", c->target, b->cfg->path);
+            return -1;
+        }
+        if (c->op == SCN_REPLY && c->reply == SCN_REPLY_CRC &&
+            b->cfg->buses[(*dev)->cfg->bus].type != BUS_RTU) {
+            snprintf(err, errlen, "device %s is on Modbus TCP bus %s, whose frames carry no CRC",
+                     (*dev)->cfg->id, b->cfg->buses[(*dev)->cfg->bus].id);
             return -1;
         }
         if (c->op == SCN_LIFECHECK && !(*dev)->lifecheck_pt) {
@@ -424,6 +434,24 @@ static int resolve(const struct bld *b, const struct scn_cmd *c, struct det **de
     case SCN_NOISE:
     case SCN_RESET:
         return 0;
+    case SCN_STALL:
+    case SCN_UNPLUG:
+    case SCN_PLUG: {
+        /* Faults of a whole line: the server applies them; checked here with the rest. */
+        long bus = cfg_find_bus(b->cfg, c->target);
+        if (bus < 0) {
+            snprintf(err, errlen, "no bus '%s' in %s", c->target, b->cfg->path);
+            return -1;
+        }
+        if (c->op != SCN_STALL && b->cfg->buses[bus].type != BUS_RTU) {
+            snprintf(err, errlen,
+                     "bus %s is Modbus TCP; %s is for RTU buses (stop the simulator to take a TCP "
+                     "bus away)",
+                     c->target, scn_op_name(c->op));
+            return -1;
+        }
+        return 0;
+    }
     case SCN_END:
     case SCN_LOOP:
     case SCN_STATUS:
@@ -504,6 +532,10 @@ int bld_apply(struct bld *b, const struct scn_cmd *c, int64_t now_ms, char *err,
     case SCN_SILENT:
         dev->silent = c->on;
         break;
+    case SCN_REPLY:
+        dev->reply = c->reply;
+        dev->reply_code = c->code;
+        break;
     case SCN_LIFECHECK:
         dev->lifecheck_stopped = !c->on;
         break;
@@ -513,6 +545,9 @@ int bld_apply(struct bld *b, const struct scn_cmd *c, int64_t now_ms, char *err,
     case SCN_RESET:
         to_baseline(b);
         break;
+    case SCN_STALL:
+    case SCN_UNPLUG:
+    case SCN_PLUG:
     case SCN_END:
     case SCN_LOOP:
     case SCN_STATUS:
@@ -577,6 +612,19 @@ modbus_mapping_t *bld_registers(struct bld *b, size_t bus, int unit)
     return NULL;
 }
 
+enum scn_reply bld_reply(const struct bld *b, size_t bus, int unit, int *code)
+{
+    *code = 0;
+    for (size_t i = 0; i < b->ndevs; i++) {
+        const struct dev *d = &b->devs[i];
+        if (d->cfg->bus == bus && d->cfg->unit == unit) {
+            *code = d->reply_code;
+            return d->reply;
+        }
+    }
+    return SCN_REPLY_NORMAL;
+}
+
 void bld_status(const struct bld *b, FILE *out)
 {
     fprintf(out, "\"sim_ms\":%lld,\"noise\":%s,\"detectors\":{", (long long)b->now_ms,
@@ -599,6 +647,8 @@ void bld_status(const struct bld *b, FILE *out)
                     d->lifecheck_stopped ? "false" : "true");
         if (d->datachange_pt)
             fprintf(out, ",\"datachange\":%u", (unsigned)d->datachange);
+        if (d->reply != SCN_REPLY_NORMAL)
+            fprintf(out, ",\"reply\":\"%s\"", scn_reply_name(d->reply));
         fputc('}', out);
     }
     fputc('}', out);

@@ -26,10 +26,14 @@ struct bld;
 struct bld *bld_new(const struct cfg *cfg, uint64_t seed, char *err, size_t errlen);
 void bld_free(struct bld *b);
 
-/* Check that a command's detector, device, point or bit exists. 0, or -1 with err. */
+/*
+ * Check that a command's detector, device, point, bit or bus exists (and that
+ * the fault fits the bus type). 0, or -1 with err.
+ */
 int bld_check(const struct bld *b, const struct scn_cmd *cmd, char *err, size_t errlen);
 /*
- * Apply a building command (not end, loop, status or quit) at simulated time
+ * Apply a building command (not end, loop, status or quit; stall, unplug and
+ * plug belong to the server and change nothing here) at simulated time
  * now_ms. 0, or -1 with the reason in err and nothing changed.
  */
 int bld_apply(struct bld *b, const struct scn_cmd *cmd, int64_t now_ms, char *err, size_t errlen);
@@ -41,6 +45,12 @@ void bld_tick(struct bld *b, int64_t now_ms);
  * when no device has that unit or the device is silent. Owned by b.
  */
 modbus_mapping_t *bld_registers(struct bld *b, size_t bus, int unit);
+
+/*
+ * How unit on bus answers: SCN_REPLY_NORMAL unless a "reply" command set a
+ * fault; *code is the exception code for SCN_REPLY_EXCEPTION.
+ */
+enum scn_reply bld_reply(const struct bld *b, size_t bus, int unit, int *code);
 
 /* Write the detectors' and devices' state as JSON members ("key":value,...) to out. */
 void bld_status(const struct bld *b, FILE *out);

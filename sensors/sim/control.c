@@ -73,7 +73,7 @@ struct ctl *ctl_new(const char *path, ctl_handler *handler, void *arg, char *err
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(err, errlen, "control socket %s: path longer than %zu bytes", path,
+        snprintf(err, errlen, "control socket %.200s: path longer than %zu bytes", path,
                  sizeof(sa.sun_path) - 1);
         return NULL;
     }

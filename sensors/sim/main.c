@@ -56,10 +56,18 @@ static void usage(FILE *f)
 {
     fputs("usage: firegw-sim --config SITE.conf [--set SECTION[.ID].KEY=VALUE ...]\n"
           "                  [--scenario FILE] [--control SOCKET] [--seed N] [--speed X]\n"
-          "                  [--ready-file PATH] [-v]\n"
+          "                  [--ready-file PATH] [--rtu-wire-time] [-v]\n"
           "Emulates every bus and device of the site config as Modbus slaves on loopback\n"
           "(TCP) and pseudo-terminals (RTU). See docs/simulator.md.\n",
           f);
+}
+
+/* Line faults go to the server, everything else to the building. */
+static int apply(struct sim *s, const struct scn_cmd *c, int64_t now, char *err, size_t errlen)
+{
+    if (c->op == SCN_STALL || c->op == SCN_UNPLUG || c->op == SCN_PLUG)
+        return srv_line(s->srv, c, err, errlen);
+    return bld_apply(s->bld, c, now, err, errlen);
 }
 
 static void run_scenario(struct sim *s, int64_t now)
@@ -82,7 +90,7 @@ static void run_scenario(struct sim *s, int64_t now)
             s->next_step = 0;
             return; /* the next round starts on the next tick, never in a tight loop */
         }
-        if (bld_apply(s->bld, &st->cmd, due, err, sizeof(err)) < 0)
+        if (apply(s, &st->cmd, due, err, sizeof(err)) < 0)
             log_warn("scenario %s:%d: %s", s->scn->path, st->line, err);
         else
             log_info("scenario %s:%d: %s %s", s->scn->path, st->line, scn_op_name(st->cmd.op),
@@ -137,7 +145,8 @@ static void on_command(void *arg, const char *line, FILE *reply)
         s->scn_done = false;
         break;
     default:
-        if (bld_apply(s->bld, &c, now, err, sizeof(err)) < 0) {
+        if (bld_check(s->bld, &c, err, sizeof(err)) < 0 ||
+            apply(s, &c, now, err, sizeof(err)) < 0) {
             fprintf(reply, "error: %s", err);
             return;
         }
@@ -206,11 +215,11 @@ static int serve(struct sim *s)
         bld_tick(s->bld, now);
         size_t n1 = srv_pollfds(s->srv, fds, MAX_FDS);
         size_t n2 = s->ctl ? ctl_pollfds(s->ctl, fds + n1, MAX_FDS - n1) : 0;
-        int timeout = TICK_MS;
-        int t = srv_timeout(s->srv, mono_ms());
-        if (t >= 0 && t < timeout)
-            timeout = t;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)timeout * 1000000L};
+        int64_t timeout_us = TICK_MS * 1000;
+        int64_t t = srv_timeout_us(s->srv);
+        if (t >= 0 && t < timeout_us)
+            timeout_us = t;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)timeout_us * 1000L};
         int rc = ppoll(fds, n1 + n2, &ts, &old);
         if (rc < 0) {
             if (errno == EINTR)
@@ -241,6 +250,7 @@ int main(int argc, char **argv)
         {"seed", required_argument, NULL, 'e'},
         {"speed", required_argument, NULL, 'x'},
         {"ready-file", required_argument, NULL, 'r'},
+        {"rtu-wire-time", no_argument, NULL, 'w'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -250,6 +260,7 @@ int main(int argc, char **argv)
     size_t nsets = 0;
     long long seed = 1;
     double speed = 1.0;
+    bool wire_time = false;
     int opt;
 
     log_set_ident("firegw-sim");
@@ -285,6 +296,9 @@ int main(int argc, char **argv)
             break;
         case 'r':
             ready = optarg;
+            break;
+        case 'w':
+            wire_time = true;
             break;
         case 'v':
             log_set_level(LOG_LVL_DEBUG);
@@ -331,7 +345,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    s.srv = srv_new(s.cfg, s.bld, err, sizeof(err));
+    s.srv = srv_new(s.cfg, s.bld, wire_time, err, sizeof(err));
     if (!s.srv) {
         log_err("%s", err);
         goto out;

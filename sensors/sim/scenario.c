@@ -29,10 +29,23 @@ static const struct {
     {"bit", SCN_BIT, false},     {"silent", SCN_SILENT, false}, {"lifecheck", SCN_LIFECHECK, false},
     {"raw", SCN_RAW, false},     {"reset", SCN_RESET, false},   {"end", SCN_END, false},
     {"loop", SCN_LOOP, false},   {"status", SCN_STATUS, true},  {"quit", SCN_QUIT, true},
+    {"reply", SCN_REPLY, false}, {"stall", SCN_STALL, false},   {"unplug", SCN_UNPLUG, false},
+    {"plug", SCN_PLUG, false},
 };
+
+static const char *const reply_names[] = {[SCN_REPLY_NORMAL] = "normal",
+                                          [SCN_REPLY_GARBAGE] = "garbage",
+                                          [SCN_REPLY_SHORT] = "short",
+                                          [SCN_REPLY_CRC] = "crc",
+                                          [SCN_REPLY_EXCEPTION] = "exception"};
 
 static const enum point_role bit_roles[] = {ROLE_ALARM, ROLE_PREALARM, ROLE_FAULT, ROLE_MAINTENANCE,
                                             ROLE_DISABLED};
+
+const char *scn_reply_name(enum scn_reply r)
+{
+    return (size_t)r < ARRAY_LEN(reply_names) ? reply_names[r] : "unknown";
+}
 
 const char *scn_op_name(enum scn_op op)
 {
@@ -144,6 +157,30 @@ static int parse_role(const char *s, enum point_role *out, char *err, size_t err
     return -1;
 }
 
+/* "normal", "garbage", "short", "crc", or "exception" and its code (words w[0], w[1]). */
+static int parse_reply(char **w, int n, struct scn_cmd *cmd, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < ARRAY_LEN(reply_names); i++) {
+        if (strcmp(w[0], reply_names[i]) != 0)
+            continue;
+        cmd->reply = (enum scn_reply)i;
+        if ((cmd->reply == SCN_REPLY_EXCEPTION) != (n == 2))
+            break;
+        if (cmd->reply != SCN_REPLY_EXCEPTION)
+            return 0;
+        long long code;
+        /* libmodbus sends the codes of the Modbus spec, 1 to 11. */
+        if (parse_int(w[1], 1, 11, &code) < 0) {
+            snprintf(err, errlen, "'%s' is not a Modbus exception code (1 to 11)", w[1]);
+            return -1;
+        }
+        cmd->code = (int)code;
+        return 0;
+    }
+    snprintf(err, errlen, "usage: reply DEVICE|DETECTOR normal|garbage|short|crc|exception CODE");
+    return -1;
+}
+
 static int usage(const char *form, char *err, size_t errlen)
 {
     snprintf(err, errlen, "usage: %s", form);
@@ -164,7 +201,7 @@ static int parse_words(char **w, int n, bool control, struct scn_cmd *cmd, char 
     if (i == ARRAY_LEN(ops)) {
         snprintf(err, errlen,
                  "unknown command '%s' (expected noise, set, ramp, bit, silent, lifecheck, raw, "
-                 "reset, end or loop%s)",
+                 "reply, stall, unplug, plug, reset, end or loop%s)",
                  w[0], control ? ", status, quit" : "");
         return -1;
     }
@@ -219,6 +256,26 @@ static int parse_words(char **w, int n, bool control, struct scn_cmd *cmd, char 
             parse_id(w[2], cmd->point, err, errlen) < 0)
             return -1;
         return parse_raw(w[3], &cmd->raw, err, errlen);
+    case SCN_REPLY:
+        if (n < 3 || n > 4)
+            return usage("reply DEVICE|DETECTOR normal|garbage|short|crc|exception CODE", err,
+                         errlen);
+        if (parse_id(w[1], cmd->target, err, errlen) < 0)
+            return -1;
+        return parse_reply(w + 2, n - 2, cmd, err, errlen);
+    case SCN_STALL:
+        if (n != 3)
+            return usage("stall BUS on|off", err, errlen);
+        if (parse_id(w[1], cmd->target, err, errlen) < 0)
+            return -1;
+        return parse_on_off(w[2], "on", "off", &cmd->on, err, errlen);
+    case SCN_UNPLUG:
+    case SCN_PLUG:
+        if (n != 2) {
+            snprintf(err, errlen, "usage: %s BUS", w[0]);
+            return -1;
+        }
+        return parse_id(w[1], cmd->target, err, errlen);
     case SCN_RESET:
     case SCN_END:
     case SCN_LOOP:

@@ -23,6 +23,10 @@ enum scn_op {
     SCN_SILENT,    /* silent TARGET on|off */
     SCN_LIFECHECK, /* lifecheck TARGET stop|start */
     SCN_RAW,       /* raw TARGET POINT RAW */
+    SCN_REPLY,     /* reply TARGET normal|garbage|short|crc|exception CODE */
+    SCN_STALL,     /* stall BUS on|off: the line stops answering, then answers what piled up */
+    SCN_UNPLUG,    /* unplug BUS: an RTU bus's serial device disappears */
+    SCN_PLUG,      /* plug BUS: it comes back at the same path */
     SCN_RESET,     /* everything back to baseline */
     SCN_END,       /* scenario ends; the building keeps its state */
     SCN_LOOP,      /* scenario starts over */
@@ -30,15 +34,26 @@ enum scn_op {
     SCN_QUIT,      /* control socket only: stop the simulator */
 };
 
+/* How a device answers (SCN_REPLY): faults on the wire rather than in its registers. */
+enum scn_reply {
+    SCN_REPLY_NORMAL,
+    SCN_REPLY_GARBAGE,   /* bytes that are no Modbus reply */
+    SCN_REPLY_SHORT,     /* a well-framed reply with two data bytes fewer than asked for */
+    SCN_REPLY_CRC,       /* RTU: the right reply with a wrong CRC */
+    SCN_REPLY_EXCEPTION, /* a Modbus exception response with the code in scn_cmd.code */
+};
+
 struct scn_cmd {
     enum scn_op op;
-    char target[SCN_NAME_MAX + 1]; /* detector or device id */
+    char target[SCN_NAME_MAX + 1]; /* detector, device or (stall, unplug, plug) bus id */
     char point[SCN_NAME_MAX + 1];  /* SCN_RAW: profile point name */
     enum point_role role;          /* SCN_BIT: alarm prealarm fault maintenance disabled */
     bool on;                       /* noise/bit/silent on; lifecheck start */
     double value;                  /* SCN_SET, SCN_RAMP: engineering units */
     int64_t duration_ms;           /* SCN_RAMP */
     int64_t raw;                   /* SCN_RAW: 0..0xFFFFFFFF or a negative signed value */
+    enum scn_reply reply;          /* SCN_REPLY */
+    int code;                      /* SCN_REPLY_EXCEPTION: Modbus exception code 1..11 */
 };
 
 struct scn_step {
@@ -71,5 +86,7 @@ void scn_free(struct scenario *s);
 
 /* The command word of an op, e.g. "ramp". */
 const char *scn_op_name(enum scn_op op);
+/* The word of a reply mode, e.g. "garbage". */
+const char *scn_reply_name(enum scn_reply r);
 
 #endif

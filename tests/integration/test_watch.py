@@ -5,6 +5,7 @@ and published with paho; the watcher's output lines and the acknowledgements it
 publishes on <prefix>/ack are checked. The last test runs it against the real gateway
 and simulator.
 """
+import glob
 import json
 import os
 import re
@@ -326,17 +327,25 @@ class Bookkeeping(WatchTestCase):
     def test_events_queued_while_away_arrive_with_the_same_client_id(self):
         broker = self.start_broker()
         acks = self.client(broker.port, "firegw/+/ack")
-        w = self.start_watch(broker.port, "--json", client_id="it-watch-kept")
-        self.stop_clean(w)
         pub = self.client(broker.port)
-        fire = self.publish_event(pub, make_event("hoasen-01", 1))
-        again = self.start_watch(broker.port, "--json", client_id="it-watch-kept", name="again",
-                                 wait=False)
-        wait_until(lambda: any(e["event_id"] == fire["event_id"] for e in again.json_lines()),
-                   WAIT_S, "the alarm sent while the watcher was away")
-        self.assert_ack(acks.wait_count(1, "acknowledgement")[0], fire, "firegw/hoasen-01/ack")
-        self.assertIn("session kept", again.stderr())
-        self.stop_clean(again, signal.SIGINT)
+        # MQTT 3.1.1 keeps the session by clean session off, MQTT 5 by its expiry interval.
+        for n, proto in enumerate(([], ["--mqtt5"]), start=1):
+            with self.subTest(proto=proto):
+                cid = f"it-watch-kept-{n}"
+                w = self.start_watch(broker.port, "--json", *proto, client_id=cid,
+                                     name=f"first-{n}")
+                self.stop_clean(w)
+                fire = self.publish_event(pub, make_event(f"hoasen-{n}", 1))
+                again = self.start_watch(broker.port, "--json", *proto, client_id=cid,
+                                         name=f"again-{n}", wait=False)
+                wait_until(lambda: any(e["event_id"] == fire["event_id"]
+                                       for e in again.json_lines()),
+                           WAIT_S, "the alarm sent while the watcher was away")
+                self.assert_ack(acks.wait_count(n, "acknowledgement")[n - 1], fire,
+                                f"firegw/hoasen-{n}/ack")
+                self.assertIn("session kept", again.stderr())
+                self.assertIn("(MQTT 5)" if proto else "(MQTT 3.1.1)", again.stderr())
+                self.stop_clean(again, signal.SIGINT)
 
 
 class BadInput(WatchTestCase):
@@ -394,7 +403,13 @@ class BadInput(WatchTestCase):
                            (["--port", "70000"], "--port"),
                            (["--no-ack", "--ack-all"], "contradict"),
                            (["--password-file", "/nonexistent"], "--password-file needs --user"),
-                           (["--dedupe", "-1"], "--dedupe")):
+                           (["--dedupe", "-1"], "--dedupe"),
+                           (["--share", "pccc/a"], "--share \"pccc/a\": a group name"),
+                           (["--share", "+"], "no '/', '+' or '#'"),
+                           (["--share", ""], "--share"),
+                           (["--session-expiry", "60"], "--session-expiry needs --mqtt5"),
+                           (["--mqtt5", "--session-expiry", "soon"], "--session-expiry \"soon\""),
+                           (["--mqtt5", "--session-expiry", "4294967295"], "or never")):
             p = subprocess.run([WATCH] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                timeout=WAIT_S, text=True, stdin=subprocess.DEVNULL)
             self.assertEqual(p.returncode, 2, args)
@@ -405,6 +420,212 @@ class BadInput(WatchTestCase):
                            stdin=subprocess.DEVNULL)
         self.assertEqual(p.returncode, 1)
         self.assertIn("cannot open the password file", p.stderr)
+
+
+class SharedSubscription(WatchTestCase):
+    """Several watchers in one MQTT 5 share group split the events between them."""
+
+    def start_member(self, port, member, *extra, client_id=None, name=None):
+        return self.start_watch(port, "--json", "--share", "pccc", "--receiver", member, *extra,
+                                name=name or member, client_id=client_id)
+
+    def shown_ids(self, w):
+        return [e["event_id"] for e in w.json_lines()]
+
+    def check_acks(self, acks, members):
+        """Every acknowledgement valid, from the member that showed the event, once."""
+        building = {e["event_id"]: e["building"] for w in members.values()
+                    for e in w.json_lines()}
+        by_id = {}
+        for m in acks:
+            ack = m["json"]
+            self.assertEqual([e.message for e in self.ack_validator.iter_errors(ack)], [])
+            self.assertNotIn(ack["event_id"], by_id, "acknowledged twice")
+            by_id[ack["event_id"]] = ack["receiver"]
+            self.assertIn(ack["event_id"], building, "an acknowledgement of an event not shown")
+            self.assertEqual(m["topic"], f"firegw/{building[ack['event_id']]}/ack")
+            self.assertFalse(m["retain"])
+        for name, w in members.items():
+            for ev in w.json_lines():
+                if ev["kind"] in ("fire_alarm", "fire_confirmed", "fault"):
+                    self.assertEqual(by_id.get(ev["event_id"]), name,
+                                     f"{ev['kind']} seq {ev['seq']} of {ev['building']}")
+        return by_id
+
+    def test_each_event_reaches_one_member_and_is_acknowledged_once(self):
+        broker = self.start_broker()
+        acks = self.client(broker.port, "firegw/+/ack")
+        pub = self.client(broker.port)
+        for b in ("hoasen-01", "sen-02"):
+            pub.publish(f"firegw/{b}/status", status(b, "online", name=f"Nhà {b}"), retain=True)
+        a = self.start_member(broker.port, "member-a")
+        b = self.start_member(broker.port, "member-b")
+        # Status is not shared: both members learn every building's state, retained included.
+        for w in (a, b):
+            for bid in ("hoasen-01", "sen-02"):
+                wait_until(lambda w=w, bid=bid: f"ONLINE   Nhà {bid} ({bid})" in w.stderr(),
+                           WAIT_S, f"{bid}'s retained status on {w.err_path}")
+        kinds = ("fire_alarm", "fault", "pre_alarm", "fire_confirmed", "restore", "fire_alarm")
+        sent = []
+        for i in range(24):
+            building = ("hoasen-01", "sen-02")[i % 2]
+            kind = kinds[(i // 2) % len(kinds)]
+            extra = {"source": "bus", "detector": None, "value": None, "level": None} \
+                if kind == "fault" else {"source": "zone", "detector": None} \
+                if kind == "fire_confirmed" else {}
+            sent.append(self.publish_event(pub, make_event(building, i // 2 + 1, kind, **extra)))
+        wanted = [e["event_id"] for e in sent if e["kind"] in ("fire_alarm", "fire_confirmed",
+                                                                 "fault")]
+        wait_until(lambda: len(self.shown_ids(a)) + len(self.shown_ids(b)) >= len(sent), WAIT_S,
+                   "every event on one of the members")
+        got = acks.wait_count(len(wanted), "one acknowledgement per alarm and fault")
+        shown_a, shown_b = set(self.shown_ids(a)), set(self.shown_ids(b))
+        self.assertEqual(shown_a & shown_b, set(), "an event reached both members")
+        self.assertEqual(shown_a | shown_b, {e["event_id"] for e in sent})
+        self.assertTrue(shown_a and shown_b, "the broker gave every event to one member")
+        by_id = self.check_acks(got, {"member-a": a, "member-b": b})
+        self.assertEqual(sorted(by_id), sorted(wanted))
+        # Heartbeats are not shared either: both members supervise the path.
+        pub.publish("firegw/sen-02/heartbeat", heartbeat("sen-02", 0.2, last_seq=99))
+        for w in (a, b):
+            wait_until(lambda w=w: "HEARTBEAT OVERDUE  Nhà sen-02" in w.stderr(), WAIT_S,
+                       f"heartbeat supervision on {w.err_path}")
+        self.stop_clean(a)
+        self.stop_clean(b)
+        self.assertEqual(len(acks.messages), len(wanted), "no acknowledgement twice")
+        for w in (a, b):
+            # Each member sees every other seq of a building: that is no gap.
+            self.assertNotIn("SEQUENCE GAP", w.stderr())
+            self.assertIn("0 sequence gaps", w.stderr())
+
+    def test_a_member_that_is_away_is_given_no_events(self):
+        broker = self.start_broker()
+        acks = self.client(broker.port, "firegw/+/ack")
+        pub = self.client(broker.port)
+        a = self.start_member(broker.port, "member-a")
+        b = self.start_member(broker.port, "member-b", client_id="it-member-b")
+        self.stop_clean(b)
+        while_away = [self.publish_event(pub, make_event("hoasen-01", n)) for n in range(1, 7)]
+        wait_until(lambda: len(self.shown_ids(a)) == 6, WAIT_S, "every alarm on the member up")
+        # Back with the same client id: its session ended with its connection, so nothing
+        # was kept for it, and it takes its share of what comes next.
+        again = self.start_member(broker.port, "member-b", client_id="it-member-b",
+                                  name="member-b-again")
+        self.assertIn("new session", again.stderr())
+        later = [self.publish_event(pub, make_event("hoasen-01", n)) for n in range(7, 13)]
+        wait_until(lambda: len(self.shown_ids(a)) + len(self.shown_ids(again)) == 12, WAIT_S,
+                   "the later alarms on the two members")
+        self.assertEqual(self.shown_ids(a)[:6], [e["event_id"] for e in while_away])
+        self.assertEqual(set(self.shown_ids(again)) & {e["event_id"] for e in while_away}, set())
+        self.assertTrue(self.shown_ids(again), "the member back takes its share again")
+        got = acks.wait_count(12, "every alarm acknowledged")
+        self.check_acks(got, {"member-a": a, "member-b": again})
+        self.assertEqual({m["json"]["event_id"] for m in got},
+                         {e["event_id"] for e in while_away + later})
+        self.stop_clean(a)
+        self.stop_clean(again)
+
+
+class SharedSubscriptionAccess(WatchTestCase):
+    """Who may join the share group. Mosquitto's acl_file checks a subscription only when
+    a message is delivered: a client outside the receivers that subscribes to the group
+    is still given its turn, and the events of its turns are dropped. The dynamic
+    security plugin (docs/deployment.md) checks the subscription when it is made."""
+
+    DYNSEC = glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")
+
+    def ctl(self, port, *args):
+        subprocess.run(["mosquitto_ctrl", "-h", "127.0.0.1", "-p", str(port), "-u", "admin",
+                        "-P", "admin-secret", "dynsec", *args], check=True, timeout=WAIT_S,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL)
+
+    def password_file(self, user, password):
+        path = os.path.join(self.workdir, f"{user}.pw")
+        with open(path, "w") as f:
+            f.write(password + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def test_a_gateway_cannot_join_the_receivers_group(self):
+        if not self.DYNSEC:
+            self.skipTest("Mosquitto's dynamic security plugin is not installed")
+        conf = os.path.join(self.workdir, "dynsec.json")
+        subprocess.run(["mosquitto_ctrl", "dynsec", "init", conf, "admin", "admin-secret"],
+                       check=True, timeout=WAIT_S, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        # "user root": the broker keeps the test's user, so it can save its config file.
+        broker = self.start_broker(extra=f"allow_anonymous false\nuser root\n"
+                                         f"plugin {self.DYNSEC[0]}\n"
+                                         f"plugin_opt_config_file {conf}\n")
+        self.ctl(broker.port, "createRole", "receiver")
+        for acl in (("subscribePattern", "firegw/+/status"),
+                    ("subscribePattern", "firegw/+/heartbeat"),
+                    ("subscribePattern", "$share/pccc/firegw/+/event"),
+                    ("publishClientSend", "firegw/+/ack")):
+            self.ctl(broker.port, "addRoleACL", "receiver", *acl, "allow")
+        self.ctl(broker.port, "createClient", "pccc-tayho", "-p", "pccc-secret")
+        self.ctl(broker.port, "addClientRole", "pccc-tayho", "receiver")
+        for gw in ("hoasen-01", "sen-02"):
+            self.ctl(broker.port, "createRole", f"gw-{gw}")
+            self.ctl(broker.port, "addRoleACL", f"gw-{gw}", "publishClientSend",
+                     f"firegw/{gw}/#", "allow")
+            self.ctl(broker.port, "addRoleACL", f"gw-{gw}", "subscribePattern",
+                     f"firegw/{gw}/ack", "allow")
+            self.ctl(broker.port, "createClient", gw, "-p", f"{gw}-secret")
+            self.ctl(broker.port, "addClientRole", gw, f"gw-{gw}")
+        pccc = ["--user", "pccc-tayho", "--password-file",
+                self.password_file("pccc-tayho", "pccc-secret")]
+        a = self.start_member(broker.port, "member-a", *pccc)
+        b = self.start_member(broker.port, "member-b", *pccc)
+        # A gateway's credentials in a watcher of the same group: refused, and said so.
+        rogue = self.start_watch(broker.port, "--json", "--share", "pccc", "--user", "sen-02",
+                                 "--password-file", self.password_file("sen-02", "sen-02-secret"),
+                                 name="rogue", wait=False)
+        wait_until(lambda: "refused the subscription to $share/pccc/firegw/+/event: Not "
+                           "authorized" in rogue.stderr() or not rogue.alive(), WAIT_S,
+                   "the refusal of the gateway's shared subscription")
+        acked, subscribed = [], threading.Event()
+        pub = mqtt.Client(client_id="it-hoasen-01")
+        pub.username_pw_set("hoasen-01", "hoasen-01-secret")
+        pub.on_message = lambda c, u, m: acked.append(json.loads(m.payload)["event_id"])
+        pub.on_subscribe = lambda c, u, mid, q: subscribed.set()
+        pub.on_connect = lambda c, u, f, rc: c.subscribe("firegw/hoasen-01/ack", qos=1)
+        pub.connect(LOOPBACK, broker.port, keepalive=30)
+        pub.loop_start()
+        self._cleanup.append(pub.loop_stop)
+        self.assertTrue(subscribed.wait(WAIT_S), "the gateway's subscription to its ack topic")
+        sent = []
+        for seq in range(1, 11):
+            ev = make_event("hoasen-01", seq)
+            self.assertIsNone(check_schemas.validate("event", json.dumps(ev)))
+            info = pub.publish("firegw/hoasen-01/event", json.dumps(ev), qos=1)
+            info.wait_for_publish(WAIT_S)
+            sent.append(ev["event_id"])
+        wait_until(lambda: len(a.json_lines()) + len(b.json_lines()) == len(sent), WAIT_S,
+                   "every event on the two members")
+        self.assertEqual(sorted(e["event_id"] for e in a.json_lines() + b.json_lines()),
+                         sorted(sent))
+        # A wrong password: MQTT 5's reason code, in words.
+        wrong = self.start_watch(broker.port, "--share", "pccc", "--user", "pccc-tayho",
+                                 "--password-file", self.password_file("wrong", "not-it"),
+                                 name="wrong-password", wait=False)
+        wait_until(lambda: "cannot connect" in wrong.stderr() or not wrong.alive(), WAIT_S,
+                   "the refused connection")
+        self.assertRegex(wrong.stderr(), r"broker refused the connection: (Not authorized|Bad "
+                                         r"User Name or Password) \(reason code 0x8[67]\)")
+        self.stop_clean(wrong)
+        self.assertEqual(rogue.json_lines(), [])
+        self.assertRegex(rogue.stderr(), r"refused the subscription to \$share/pccc/firegw/\+/"
+                                         r"event: Not authorized \(reason code 0x87\)")
+        # The members' acknowledgements pass the ACL and reach the gateway.
+        wait_until(lambda: sorted(acked) == sorted(sent), WAIT_S,
+                   "the gateway's acknowledgements")
+        pub.disconnect()
+        for w in (a, b, rogue):
+            self.stop_clean(w)
+
+    start_member = SharedSubscription.start_member
 
 
 class Display(WatchTestCase):

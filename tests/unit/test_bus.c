@@ -3,7 +3,9 @@
  * 127.0.0.1, run in a thread of this program: decoded samples, merged
  * requests, a silent unit reported down and backed off while its neighbours
  * keep their interval, a server that goes away and comes back, a refused
- * first connection, and a prompt stop. Every wait is bounded in time.
+ * first connection, and a prompt stop; probes run by a poller between its
+ * cycles (reads, a scan that must not starve polling, cancel, stop, limits)
+ * and on a link of their own. Every wait is bounded in time.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -775,6 +777,279 @@ static void test_dead_link_is_reconnected_quietly(void **state)
     assert_int_equal(downs, 0);
 }
 
+static struct bus_probe_reply *wait_reply(struct queue *q, int64_t timeout_ms)
+{
+    struct bus_probe_reply *r = queue_pop(q, timeout_ms);
+    if (!r)
+        fail_msg("no probe reply within %lld ms", (long long)timeout_ms);
+    return r;
+}
+
+static void test_probe_read_on_running_poller(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    site_init(&f->site, f->srv.port, false);
+    start_bus(f);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+    assert_non_null(m);
+    bus_msg_free(m);
+
+    struct queue *rq = queue_new();
+    struct bus_probe_req req = {
+        .kind = BUS_PROBE_READ, .id = 7, .unit = 3, .nblocks = 2, .timeout_ms = 100};
+    req.blocks[0] = (struct bus_block){REG_INPUT, 100, 2};
+    /* past the end of the unit's 200 registers: the device answers with an exception */
+    req.blocks[1] = (struct bus_block){REG_HOLDING, 500, 1};
+    char err[256] = "";
+    assert_int_equal(bus_probe_submit(f->bus, &req, rq, err, sizeof(err)), 0);
+    struct bus_probe_reply *r = wait_reply(rq, 5000);
+    assert_int_equal(r->id, 7);
+    assert_int_equal(r->kind, BUS_PROBE_READ);
+    assert_int_equal(r->rc, 0);
+    assert_string_equal(r->bus_id, "tcp-test");
+    assert_int_equal(r->unit, 3);
+    assert_int_equal(r->nblocks, 2);
+    assert_int_equal(r->block_err[0], 0);
+    assert_int_equal(r->regs[0][0], 0x0000);
+    assert_int_equal(r->regs[0][1], 0x41AC);
+    assert_int_equal(r->block_err[1], EMBXILADD);
+    free(r);
+
+    /* a unit that never answers: a timeout after 1 + retries tries, and no device fault */
+    size_t before = count_reqs(&f->srv, 42);
+    req = (struct bus_probe_req){
+        .kind = BUS_PROBE_READ, .id = 8, .unit = 42, .nblocks = 1, .retries = 1, .timeout_ms = 50};
+    req.blocks[0] = (struct bus_block){REG_INPUT, 0, 1};
+    assert_int_equal(bus_probe_submit(f->bus, &req, rq, err, sizeof(err)), 0);
+    r = wait_reply(rq, 5000);
+    assert_int_equal(r->id, 8);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->block_err[0], ETIMEDOUT);
+    assert_int_equal(count_reqs(&f->srv, 42) - before, 2);
+    free(r);
+    /* the probe's failures are its own: no device or bus was reported down */
+    while ((m = queue_pop(f->q, 0)) != NULL) {
+        assert_int_not_equal(m->type, BUS_MSG_DEVICE_STATE);
+        assert_true(m->up);
+        bus_msg_free(m);
+    }
+    bus_stop(f->bus);
+    f->bus = NULL;
+    queue_free(rq, free);
+}
+
+static void test_scan_keeps_polling_on_time(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    site_init(&f->site, f->srv.port, false);
+    start_bus(f);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+    assert_non_null(m);
+    bus_msg_free(m);
+
+    /* Steps of 40 ms (two tries: 100 ms with slack) never fit the ~100 ms between
+     * cycles, so exactly one runs per cycle: each cycle is late by at most 40 ms. */
+    struct queue *rq = queue_new();
+    struct bus_probe_req req = {.kind = BUS_PROBE_SCAN,
+                                .id = 1,
+                                .from = 1,
+                                .to = 12,
+                                .timeout_ms = 40,
+                                .scan_read = {REG_HOLDING, 0, 1}};
+    char err[256] = "";
+    assert_int_equal(bus_probe_submit(f->bus, &req, rq, err, sizeof(err)), 0);
+    int64_t t0 = mono_ms(), last = 0, worst = 0;
+    int samples = 0;
+    struct bus_probe_reply *r = NULL;
+    while (!r && mono_ms() - t0 < 10000) {
+        m = queue_pop(f->q, 50);
+        if (m && m->type == BUS_MSG_SAMPLE && m->device == 0) {
+            if (last && m->t.mono_ms - last > worst)
+                worst = m->t.mono_ms - last;
+            last = m->t.mono_ms;
+            samples++;
+        }
+        bus_msg_free(m);
+        r = queue_pop(rq, 0);
+    }
+    assert_non_null(r);
+    int64_t took = mono_ms() - t0;
+    print_message("scan of 12 units: %lld ms, %d samples, worst gap %lld ms\n", (long long)took,
+                  samples, (long long)worst);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->kind, BUS_PROBE_SCAN);
+    assert_int_equal(r->unit_err[1], 0);
+    assert_int_equal(r->unit_err[3], 0);
+    for (int u = 4; u <= 12; u++)
+        assert_int_equal(r->unit_err[u], ETIMEDOUT);
+    assert_int_equal(r->unit_err[2], ETIMEDOUT);
+    assert_int_equal(r->unit_err[0], BUS_UNIT_NOT_TRIED);
+    assert_int_equal(r->unit_err[13], BUS_UNIT_NOT_TRIED);
+    assert_int_equal(r->unit_err[100], BUS_UNIT_NOT_TRIED);
+    free(r);
+    assert_true(samples >= 8);
+    assert_true(worst < 230);
+    assert_true(took < 12 * 250);
+    bus_stop(f->bus);
+    f->bus = NULL;
+    queue_free(rq, free);
+}
+
+static void test_probe_cancel_stop_and_limits(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    struct queue *rq = queue_new();
+    /* nobody listens: a probe is answered at once, with why */
+    site_init(&f->site, f->srv.port, false);
+    f->site.bus.reconnect_min_ms = 10000;
+    f->site.bus.reconnect_max_ms = 10000;
+    start_bus(f);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
+    assert_non_null(m);
+    bus_msg_free(m);
+    struct bus_probe_req rd = {.kind = BUS_PROBE_READ, .id = 1, .unit = 1, .nblocks = 1};
+    rd.blocks[0] = (struct bus_block){REG_INPUT, 0, 3};
+    assert_int_equal(bus_probe_submit(f->bus, &rd, rq, err, sizeof(err)), 0);
+    struct bus_probe_reply *r = wait_reply(rq, 500);
+    assert_int_equal(r->rc, -1);
+    assert_non_null(strstr(r->err, "bus tcp-test is not connected (cannot connect to 127.0.0.1:"));
+    free(r);
+    bus_stop(f->bus);
+    f->bus = NULL;
+
+    server_start(&f->srv);
+    start_bus(f);
+    m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+    assert_non_null(m);
+    bus_msg_free(m);
+
+    /* requests that cannot be run are refused at once, saying what is wrong */
+    struct bus_probe_req bad = rd;
+    bad.unit = 250;
+    assert_int_equal(bus_probe_submit(f->bus, &bad, rq, err, sizeof(err)), -1);
+    assert_string_equal(err, "unit id 250 is not valid on bus tcp-test (0..247 or 255)");
+    bad = rd;
+    bad.blocks[0].count = 126;
+    assert_int_equal(bus_probe_submit(f->bus, &bad, rq, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "block 1: 126 registers at 0 is not a valid read"));
+    bad.nblocks = 0;
+    assert_int_equal(bus_probe_submit(f->bus, &bad, rq, err, sizeof(err)), -1);
+    struct bus_probe_req scan = {.kind = BUS_PROBE_SCAN,
+                                 .id = 10,
+                                 .from = 5,
+                                 .to = 2,
+                                 .timeout_ms = 50,
+                                 .scan_read = {REG_HOLDING, 0, 1}};
+    assert_int_equal(bus_probe_submit(f->bus, &scan, rq, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "scan range 5..2"));
+
+    /* a long scan is cancelled; the read queued behind it then runs */
+    scan.from = 1;
+    scan.to = 200;
+    assert_int_equal(bus_probe_submit(f->bus, &scan, rq, err, sizeof(err)), 0);
+    rd.id = 11;
+    assert_int_equal(bus_probe_submit(f->bus, &rd, rq, err, sizeof(err)), 0);
+    bus_probe_cancel(f->bus, 10);
+    r = wait_reply(rq, 1000);
+    assert_int_equal(r->id, 10);
+    assert_int_equal(r->rc, -1);
+    assert_string_equal(r->err, "cancelled");
+    free(r);
+    r = wait_reply(rq, 2000);
+    assert_int_equal(r->id, 11);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->block_err[0], 0);
+    assert_int_equal(r->regs[0][0], 150);
+    free(r);
+
+    /* at most BUS_PROBE_MAX_PENDING wait; a stop answers every one of them */
+    for (int i = 0; i < BUS_PROBE_MAX_PENDING; i++) {
+        scan.id = 20 + (unsigned long)i;
+        assert_int_equal(bus_probe_submit(f->bus, &scan, rq, err, sizeof(err)), 0);
+    }
+    assert_int_equal(bus_probe_submit(f->bus, &scan, rq, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "already has 8 probes waiting"));
+    int64_t t0 = mono_ms();
+    bus_stop(f->bus);
+    f->bus = NULL;
+    assert_true(mono_ms() - t0 < 500);
+    for (int i = 0; i < BUS_PROBE_MAX_PENDING; i++) {
+        r = wait_reply(rq, 0);
+        assert_int_equal(r->id, 20 + (unsigned long)i);
+        assert_int_equal(r->rc, -1);
+        assert_non_null(strstr(r->err, "stopped"));
+        free(r);
+    }
+    assert_null(queue_pop(rq, 0));
+    queue_free(rq, free);
+}
+
+static void test_link_runs_probes(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    site_init(&f->site, f->srv.port, false);
+    assert_null(bus_link_open(&f->site.bus, err, sizeof(err)));
+    assert_non_null(strstr(err, "cannot connect to 127.0.0.1:"));
+    assert_non_null(strstr(err, modbus_strerror(ECONNREFUSED)));
+
+    server_start(&f->srv);
+    struct bus_link *l = bus_link_open(&f->site.bus, err, sizeof(err));
+    if (!l)
+        fail_msg("bus_link_open: %s", err);
+    char endpoint[64];
+    snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%d", f->srv.port);
+    assert_string_equal(bus_link_endpoint(l), endpoint);
+
+    struct bus_probe_req rd = {.kind = BUS_PROBE_READ, .id = 5, .unit = 1, .nblocks = 1};
+    rd.blocks[0] = (struct bus_block){REG_INPUT, 0, 3};
+    struct bus_probe_reply *r = bus_link_run(l, &rd, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(r->id, 5);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->regs[0][0], 150);
+    assert_int_equal(r->regs[0][2], 0x0001);
+    free(r);
+
+    struct bus_probe_req scan = {.kind = BUS_PROBE_SCAN,
+                                 .from = 1,
+                                 .to = 4,
+                                 .timeout_ms = 50,
+                                 .scan_read = {REG_INPUT, 100, 1}};
+    r = bus_link_run(l, &scan, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(r->rc, 0);
+    assert_int_equal(r->unit_err[1], 0);
+    assert_int_equal(r->unit_err[2], ETIMEDOUT);
+    assert_int_equal(r->unit_err[3], 0);
+    assert_int_equal(r->unit_value[3], 0x0000);
+    assert_int_equal(r->unit_err[4], ETIMEDOUT);
+    free(r);
+
+    scan.to = 300;
+    assert_null(bus_link_run(l, &scan, err, sizeof(err)));
+    assert_non_null(strstr(err, "scan range 1..300"));
+
+    /* the far end goes away: the probe says the line was lost, and so does the next */
+    server_kill(&f->srv);
+    r = bus_link_run(l, &rd, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(r->rc, -1);
+    assert_non_null(strstr(r->err, "connection to 127.0.0.1:"));
+    assert_non_null(strstr(r->err, "lost while probing unit 1"));
+    free(r);
+    r = bus_link_run(l, &rd, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(r->rc, -1);
+    assert_non_null(strstr(r->err, "lost while probing unit 1"));
+    free(r);
+    bus_link_close(l);
+    bus_link_close(NULL);
+}
+
 int main(void)
 {
     log_set_level(LOG_LVL_NOTICE);
@@ -787,6 +1062,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flapping_peer_is_backed_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_link_is_reconnected_quietly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_read_on_running_poller, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_keeps_polling_on_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_cancel_stop_and_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_runs_probes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -212,7 +212,7 @@ static void test_unknown_keys_and_sections(void **state)
             "address, district, latitude, longitude)",
         FIX "bad-unknown-key.conf:13: bus \"a\": baud applies to rtu buses only; this bus is tcp",
         FIX "bad-unknown-key.conf:15: unknown section [floor] (expected site, gateway, defaults, "
-            "bus, device, zone, detector or uplink)",
+            "bus, device, zone, detector, uplink or web)",
     };
     expect_errors(FIX "bad-unknown-key.conf", NULL, 0, want, ARRAY_LEN(want));
 }

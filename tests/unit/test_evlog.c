@@ -471,6 +471,26 @@ static void test_retention_by_age(void **state)
     assert_int_equal(count_rows(f->path, "SELECT n FROM row_counts WHERE tbl = 'commands'"), 1);
 }
 
+/* A wall clock that jumps years ahead must not make the whole log look old (fault injection). */
+static void test_retention_by_age_ignores_clock_jumps(void **state)
+{
+    struct fx *f = *state;
+    struct evlog_limits lim = {
+        .max_age_ms = 30 * DAY_MS, .prune_batch = 2, .prune_budget_ms = 10000};
+    struct evlog *l = open_ok(f->path, &lim);
+    add(l, f, EV_FAULT, 0, T0 - 40 * DAY_MS, 1);
+    add(l, f, EV_FIRE_ALARM, 0, T0 - DAY_MS, 2);
+    /* Age still works: the 40-day-old fault goes. */
+    assert_int_equal(evlog_prune(l, T0), 1);
+    /* The clock jumps 400 days ahead, then 400 days back: the alarm of yesterday stays. */
+    assert_int_equal(evlog_prune(l, T0 + 400 * DAY_MS), 0);
+    assert_int_equal(evlog_prune(l, T0 - 400 * DAY_MS), 0);
+    struct rows rs = query(l, NULL);
+    assert_int_equal(rs.n, 1);
+    assert_int_equal(rs.seq[0], 2);
+    evlog_close(l);
+}
+
 static void test_retention_by_count_keeps_fire_alarms(void **state)
 {
     struct fx *f = *state;
@@ -1091,6 +1111,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands_and_deliveries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_by_age_ignores_clock_jumps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_count_keeps_fire_alarms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),

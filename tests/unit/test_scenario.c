@@ -86,6 +86,43 @@ static void every_command_parses_in_order(void **state)
     scn_free(s);
 }
 
+static void wire_and_line_faults_parse(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    const char *text = "at 0s reply T-S1 garbage\n"
+                       "at 1s reply T-S1 short\n"
+                       "at 2s reply R-S1 crc\n"
+                       "at 3s reply tcp1/2 exception 4\n"
+                       "at 4s reply T-S1 normal\n"
+                       "at 5s stall tcp1 on\n"
+                       "at 6s stall tcp1 off\n"
+                       "at 7s unplug rtu1\n"
+                       "at 8s plug rtu1\n";
+    struct scenario *s = scn_load_string(text, "wire.scn", err, sizeof(err));
+    if (!s)
+        fail_msg("%s", err);
+    assert_int_equal(s->nsteps, 9);
+    assert_int_equal(s->steps[0].cmd.op, SCN_REPLY);
+    assert_int_equal(s->steps[0].cmd.reply, SCN_REPLY_GARBAGE);
+    assert_string_equal(s->steps[0].cmd.target, "T-S1");
+    assert_int_equal(s->steps[1].cmd.reply, SCN_REPLY_SHORT);
+    assert_int_equal(s->steps[2].cmd.reply, SCN_REPLY_CRC);
+    assert_int_equal(s->steps[3].cmd.reply, SCN_REPLY_EXCEPTION);
+    assert_int_equal(s->steps[3].cmd.code, 4);
+    assert_string_equal(s->steps[3].cmd.target, "tcp1/2");
+    assert_int_equal(s->steps[4].cmd.reply, SCN_REPLY_NORMAL);
+    assert_int_equal(s->steps[5].cmd.op, SCN_STALL);
+    assert_true(s->steps[5].cmd.on);
+    assert_false(s->steps[6].cmd.on);
+    assert_int_equal(s->steps[7].cmd.op, SCN_UNPLUG);
+    assert_string_equal(s->steps[7].cmd.target, "rtu1");
+    assert_int_equal(s->steps[8].cmd.op, SCN_PLUG);
+    assert_string_equal(scn_op_name(SCN_UNPLUG), "unplug");
+    assert_string_equal(scn_reply_name(SCN_REPLY_CRC), "crc");
+    scn_free(s);
+}
+
 static void loop_is_accepted_after_time_passed(void **state)
 {
     (void)state;
@@ -119,7 +156,8 @@ static const struct bad_case bad_cases[] = {
     {"at 5 noise on\n", "bad.scn:1: '5' is not a duration from 0 to 604800 s (give a unit: "
                         "250ms, 1.5s, 2min, 1h)\n"},
     {"# c\nat 1s smoke X\n", "bad.scn:2: unknown command 'smoke' (expected noise, set, ramp, "
-                             "bit, silent, lifecheck, raw, reset, end or loop)\n"},
+                             "bit, silent, lifecheck, raw, reply, stall, unplug, plug, reset, "
+                             "end or loop)\n"},
     {"at 1s set X 0.4\n", "bad.scn:1: usage: set DETECTOR value NUMBER\n"},
     {"at 1s set X value abc\n", "bad.scn:1: 'abc' is not a number between -1e+09 and 1e+09\n"},
     {"at 1s set X value nan\n", "bad.scn:1: 'nan' is not a number between -1e+09 and 1e+09\n"},
@@ -137,6 +175,16 @@ static const struct bad_case bad_cases[] = {
      "hex)\n"},
     {"at 1s raw X obs$ 1\n", "bad.scn:1: 'obs$' is not a valid id (letters, digits, _ . - /)\n"},
     {"at 1s reset now\n", "bad.scn:1: 'reset' takes no arguments\n"},
+    {"at 1s reply X slow\n",
+     "bad.scn:1: usage: reply DEVICE|DETECTOR normal|garbage|short|crc|exception CODE\n"},
+    {"at 1s reply X exception\n",
+     "bad.scn:1: usage: reply DEVICE|DETECTOR normal|garbage|short|crc|exception CODE\n"},
+    {"at 1s reply X garbage 4\n",
+     "bad.scn:1: usage: reply DEVICE|DETECTOR normal|garbage|short|crc|exception CODE\n"},
+    {"at 1s reply X exception 12\n", "bad.scn:1: '12' is not a Modbus exception code (1 to 11)\n"},
+    {"at 1s stall rtu1\n", "bad.scn:1: usage: stall BUS on|off\n"},
+    {"at 1s unplug\n", "bad.scn:1: usage: unplug BUS\n"},
+    {"at 1s plug rtu1 now\n", "bad.scn:1: usage: plug BUS\n"},
     {"at 1s status\n", "bad.scn:1: 'status' is a control socket command, not a scenario step\n"},
     {"at 0s loop\n", "bad.scn:1: loop at 0s would repeat forever without time passing\n"},
     {"at 10s noise on\nat 5s noise off\n",
@@ -268,6 +316,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_command_parses_in_order),
+        cmocka_unit_test(wire_and_line_faults_parse),
         cmocka_unit_test(loop_is_accepted_after_time_passed),
         cmocka_unit_test(empty_and_comment_only_files_have_no_steps),
         cmocka_unit_test(each_mistake_names_file_line_and_problem),

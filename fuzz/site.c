@@ -1,0 +1,27 @@
+/*
+ * The test site (tests/integration/site-small.conf) for the targets that need
+ * a building: seven detectors on a TCP and an RTU bus, three zones, one
+ * uplink. Apart from common.c so that targets without a config need no
+ * config reader.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fuzz.h"
+#include "util.h"
+
+const struct cfg *fuzz_site(void)
+{
+    static struct cfg *site;
+    if (site)
+        return site;
+    char err[4096] = "";
+    char *path = xasprintf("%s/tests/integration/site-small.conf", fuzz_root());
+    site = cfg_load(path, err, sizeof(err));
+    if (!site) {
+        fprintf(stderr, "fuzz: the test site %s does not load:\n%s", path, err);
+        abort();
+    }
+    free(path);
+    return site;
+}
