@@ -121,7 +121,7 @@ static const struct opt options[] = {
      "rtu: stop bits"},
     {"bus", "rs485", T_BOOL, F_RTU, 0, 0, NULL, NULL, "no", NULL,
      "rtu: switch the port to RS-485 mode (for UARTs with a driver-enable line)"},
-    {"bus", "poll_interval", T_DUR, 0, 100, HOUR, NULL, NULL, "1s", NULL,
+    {"bus", "poll_interval", T_DUR, 0, 100, HOUR, NULL, NULL, "200ms", NULL,
      "time between two polls of every device on the bus"},
     {"bus", "timeout", T_DUR, 0, 10, 10000, NULL, NULL, "500ms", NULL,
      "response timeout of one request (devices may override)"},

@@ -73,7 +73,7 @@ struct cfg_bus {
     int stop_bits; /* 1 or 2; default 1 */
     bool rs485;    /* switch the port to RS-485 mode (TIOCSRS485); default no */
     /* polling, defaults for the bus's devices */
-    int64_t poll_interval_ms; /* default 1 s */
+    int64_t poll_interval_ms; /* default 200 ms */
     int64_t timeout_ms;       /* response timeout; default 500 ms */
     int retries;              /* extra tries per request; default 1 */
     int64_t backoff_min_ms;   /* first skip period of a failing device; default 5 s */

@@ -213,6 +213,8 @@ void delivery_receipts(struct gateway *gw)
 void delivery_dispatch(struct gateway *gw)
 {
     struct evlist *l = &gw->events;
+    if (l->count)
+        gw->states_dirty = true;
     evlist_sort_priority(l);
     for (size_t i = 0; i < l->count; i++) {
         struct event *ev = &l->items[i];
@@ -269,10 +271,19 @@ void delivery_dispatch(struct gateway *gw)
     for (size_t up = 0; up < gw->cfg->nuplinks; up++)
         delivery_flush(gw, up);
     /*
-     * States after events: telemetry never delays an alarm. A few thousand
-     * comparisons per batch cost microseconds.
+     * States after events: telemetry never delays an alarm. They are compared
+     * only when something could have changed them (an event, a detector's
+     * first answer, a reconnect), and once a second whatever happened.
      */
-    publish_states(gw);
+    int64_t now = mono_ms();
+    bool reconnected = false;
+    for (size_t up = 0; up < gw->cfg->nuplinks; up++)
+        reconnected |= uplink_connections(gw->uplinks[up]) != gw->seen_connects[up];
+    if (gw->states_dirty || reconnected || now >= gw->next_states) {
+        gw->states_dirty = false;
+        gw->next_states = now + 1000;
+        publish_states(gw);
+    }
 }
 
 static void transmission_event(struct gateway *gw, size_t up, bool fault, const char *detail)

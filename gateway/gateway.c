@@ -125,8 +125,11 @@ static void handle_msg(struct gateway *gw, struct bus_msg *m)
     switch (m->type) {
     case BUS_MSG_SAMPLE:
         engine_sample(gw->engine, &m->sample, &gw->events);
-        for (size_t i = 0; i < m->sample.nreadings; i++)
-            gw->answered[m->sample.readings[i].detector] = true;
+        for (size_t i = 0; i < m->sample.nreadings; i++) {
+            size_t d = m->sample.readings[i].detector;
+            gw->states_dirty |= !gw->answered[d];
+            gw->answered[d] = true;
+        }
         break;
     case BUS_MSG_DEVICE_STATE:
         engine_device_state(gw->engine, m->device, m->up, m->why, m->t, &gw->events);
@@ -321,6 +324,7 @@ int gateway_reload(struct gateway *gw, const char *user, char *err, size_t errle
     gw->bus_seen = bus_seen;
     free(gw->published);
     gw->published = xcalloc(nc->ndetectors * nc->nuplinks + 1, sizeof(*gw->published));
+    gw->states_dirty = true;
     free(gw->pollers);
     gw->pollers = pollers;
     free(gw->poller_cfg);
@@ -566,7 +570,11 @@ void gateway_step(struct gateway *gw, int wait_ms)
     delivery_inbound(gw);
     delivery_check_acks(gw, now.mono_ms);
     delivery_dispatch(gw);
-    control_poll(gw->control, on_control, gw);
+    /* A person at the console does not notice 50 ms; a busy loop would notice the syscalls. */
+    if (now.mono_ms >= gw->next_control) {
+        gw->next_control = now.mono_ms + 50;
+        control_poll(gw->control, on_control, gw);
+    }
     web_poll(gw->web, gw);
     if (now.mono_ms >= gw->next_prune) {
         gw->next_prune = now.mono_ms + 1000;

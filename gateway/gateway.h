@@ -93,6 +93,9 @@ struct gateway {
     struct log_limit outbox_limit;
     struct queue *delivered;  /* struct uplink_done from the brokers */
     struct in_flight *flight; /* per uplink */
+    bool states_dirty;        /* retained states may differ from what was published */
+    int64_t next_states;      /* monotonic: states are compared at least this often */
+    int64_t next_control;     /* monotonic: when the control socket is looked at next */
 };
 
 /* Now on both clocks. */

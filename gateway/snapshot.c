@@ -119,7 +119,8 @@ static void hashes(const struct snapshot *s, const struct gateway *gw, uint64_t 
     *values = v;
 }
 
-bool snapshot_due(struct snapshot *s, const struct gateway *gw, int64_t now_mono)
+bool snapshot_due(struct snapshot *s, const struct gateway *gw, int64_t now_mono,
+                  bool values_wanted)
 {
     if (!s->made)
         return true;
@@ -129,7 +130,7 @@ bool snapshot_due(struct snapshot *s, const struct gateway *gw, int64_t now_mono
     uint64_t h, v;
     hashes(s, gw, &h, &v);
     return h != s->state_hash ||
-           (v != s->value_hash && now_mono - s->made_mono >= SNAPSHOT_VALUES_MS);
+           (values_wanted && v != s->value_hash && now_mono - s->made_mono >= SNAPSHOT_VALUES_MS);
 }
 
 static void add_time(cJSON *o, const char *key, int64_t wall)

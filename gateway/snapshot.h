@@ -32,10 +32,12 @@ void snapshot_observe(struct snapshot *s, const struct cfg *cfg, const struct ev
 
 /*
  * Whether a new picture should be made now: something shown changed (at
- * most one check every SNAPSHOT_CHECK_MS), or only readings changed and the
- * last picture is SNAPSHOT_VALUES_MS old. The first call is always true.
+ * most one check every SNAPSHOT_CHECK_MS), or only readings changed, the
+ * last picture is SNAPSHOT_VALUES_MS old and values_wanted (someone is
+ * looking). The first call is always true.
  */
-bool snapshot_due(struct snapshot *s, const struct gateway *gw, int64_t now_mono);
+bool snapshot_due(struct snapshot *s, const struct gateway *gw, int64_t now_mono,
+                  bool values_wanted);
 
 /* The picture as JSON text; caller frees. Also records it as the last one made. */
 char *snapshot_json(struct snapshot *s, const struct gateway *gw, struct ev_time now);

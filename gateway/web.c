@@ -579,6 +579,7 @@ static enum MHD_Result h_users(struct call *k)
 static enum MHD_Result h_state(struct call *k)
 {
     pthread_mutex_lock(&k->w->mu);
+    k->w->last_read_mono = mono_ms();
     char *state = k->w->state ? xstrdup(k->w->state) : NULL;
     pthread_mutex_unlock(&k->w->mu);
     if (!state)
@@ -624,6 +625,7 @@ static bool stream_next(struct stream *s)
     bool more = true;
     for (;;) {
         int64_t now = mono_ms();
+        w->last_read_mono = now;
         if (w->stopping) {
             more = false;
             break;

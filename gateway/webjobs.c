@@ -20,6 +20,9 @@
 #include "util.h"
 #include "web.h"
 
+/* A page that has not read the state for this long is no longer looking. */
+#define VIEWER_GONE_MS 60000
+
 static int64_t iso_or_null(cJSON *o, const char *key, int64_t wall)
 {
     if (wall <= 0) {
@@ -475,7 +478,11 @@ void web_poll(struct web *w, struct gateway *gw)
     struct ev_time now = gw_now();
     if (w->walk.active && now.wall_ms >= w->walk.until_wall + 5000)
         w->walk.active = false; /* its test_mode_off event was missed */
-    if (snapshot_due(w->snap, gw, now.mono_ms)) {
+    /* Fresh readings only for someone looking: a building nobody views costs nothing. */
+    pthread_mutex_lock(&w->mu);
+    bool viewed = w->last_read_mono && now.mono_ms - w->last_read_mono < VIEWER_GONE_MS;
+    pthread_mutex_unlock(&w->mu);
+    if (snapshot_due(w->snap, gw, now.mono_ms, viewed)) {
         char *state = snapshot_json(w->snap, gw, now);
         if (state) {
             pthread_mutex_lock(&w->mu);

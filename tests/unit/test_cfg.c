@@ -176,7 +176,7 @@ static void test_defaults_from_table(void **state)
     assert_int_equal(b->data_bits, 8);
     assert_int_equal(b->stop_bits, 1);
     assert_false(b->rs485);
-    assert_int_equal(b->poll_interval_ms, 1000);
+    assert_int_equal(b->poll_interval_ms, 200);
     assert_int_equal(b->timeout_ms, 500);
     assert_int_equal(b->retries, 1);
     assert_int_equal(b->backoff_min_ms, 5000);

@@ -168,29 +168,36 @@ static void test_devices_follow_their_events(void **state)
 static void test_due_on_change_values_rate_limited(void **state)
 {
     struct fixture *f = *state;
-    assert_true(snapshot_due(f->s, &f->gw, T0)); /* nothing made yet */
+    assert_true(snapshot_due(f->s, &f->gw, T0, true)); /* nothing made yet */
     smoke(f, 0.2, T0);
     free(snapshot_json(f->s, &f->gw, (struct ev_time){T0, 1}));
-    assert_false(snapshot_due(f->s, &f->gw, T0 + SNAPSHOT_CHECK_MS));
+    assert_false(snapshot_due(f->s, &f->gw, T0 + SNAPSHOT_CHECK_MS, true));
 
     /* A reading alone: not before SNAPSHOT_VALUES_MS after the last picture. */
     smoke(f, 0.3, T0 + 300);
-    assert_false(snapshot_due(f->s, &f->gw, T0 + 2 * SNAPSHOT_CHECK_MS));
-    assert_false(snapshot_due(f->s, &f->gw, T0 + SNAPSHOT_VALUES_MS - 1));
+    assert_false(snapshot_due(f->s, &f->gw, T0 + 2 * SNAPSHOT_CHECK_MS, true));
+    assert_false(snapshot_due(f->s, &f->gw, T0 + SNAPSHOT_VALUES_MS - 1, true));
     int64_t t = T0 + SNAPSHOT_VALUES_MS - 1 + SNAPSHOT_CHECK_MS;
-    assert_true(snapshot_due(f->s, &f->gw, t));
+    assert_true(snapshot_due(f->s, &f->gw, t, true));
     free(snapshot_json(f->s, &f->gw, (struct ev_time){t, 1}));
 
     /* A state change: at the next check, not sooner. */
     smoke(f, 3.0, t + 10);
-    assert_false(snapshot_due(f->s, &f->gw, t + SNAPSHOT_CHECK_MS - 1));
-    assert_true(snapshot_due(f->s, &f->gw, t + SNAPSHOT_CHECK_MS));
+    assert_false(snapshot_due(f->s, &f->gw, t + SNAPSHOT_CHECK_MS - 1, true));
+    assert_true(snapshot_due(f->s, &f->gw, t + SNAPSHOT_CHECK_MS, true));
     free(snapshot_json(f->s, &f->gw, (struct ev_time){t + SNAPSHOT_CHECK_MS, 1}));
-    assert_false(snapshot_due(f->s, &f->gw, t + 2 * SNAPSHOT_CHECK_MS));
+    assert_false(snapshot_due(f->s, &f->gw, t + 2 * SNAPSHOT_CHECK_MS, true));
+
+    /* Readings alone are not worth a picture while nobody looks; changes still are. */
+    smoke(f, 0.4, t + 3 * SNAPSHOT_CHECK_MS);
+    assert_false(snapshot_due(f->s, &f->gw, t + SNAPSHOT_VALUES_MS * 3, false));
+    assert_true(snapshot_due(f->s, &f->gw, t + SNAPSHOT_VALUES_MS * 3 + SNAPSHOT_CHECK_MS, true));
+    free(snapshot_json(f->s, &f->gw, (struct ev_time){t + SNAPSHOT_VALUES_MS * 3, 1}));
+    t += SNAPSHOT_VALUES_MS * 3;
 
     /* A bus coming up is a change too. */
     f->gw.bus_up[0] = true;
-    assert_true(snapshot_due(f->s, &f->gw, t + 3 * SNAPSHOT_CHECK_MS));
+    assert_true(snapshot_due(f->s, &f->gw, t + 3 * SNAPSHOT_CHECK_MS, true));
 }
 
 int main(void)
