@@ -128,6 +128,7 @@ static int enqueue(struct gateway *gw, size_t up, int prio, uint64_t seq, const 
                         "uplink %s: the outbox holds max_buffered = %d events; the oldest "
                         "least urgent one was dropped to make room",
                         uc->id, uc->max_buffered);
+        gw->flight[up].drained = false;
         return 0;
     }
     if (gw->outbox)
@@ -163,12 +164,17 @@ void delivery_flush(struct gateway *gw, size_t up)
     if (resend_all)
         uplink_untrack_all(gw->uplinks[up]);
     for (size_t k = f->n; k-- > 0;)
-        if (resend_all || now - f->sent_mono[k] > FLIGHT_TIMEOUT_MS)
+        if (resend_all || now - f->sent_mono[k] > FLIGHT_TIMEOUT_MS) {
             forget_in_flight(gw, up, k);
-    if (f->n >= FLIGHT_MAX)
+            f->drained = false;
+        }
+    /* Nothing stored that is not already with the broker: no query on every loop turn. */
+    if (f->n >= FLIGHT_MAX || f->drained)
         return;
     struct outbox_item items[FLIGHT_MAX];
-    int n = outbox_next(gw->outbox, gw->cfg->uplinks[up].id, f->id, f->n, items, FLIGHT_MAX - f->n);
+    size_t want = FLIGHT_MAX - f->n;
+    int n = outbox_next(gw->outbox, gw->cfg->uplinks[up].id, f->id, f->n, items, want);
+    f->drained = n >= 0 && (size_t)n < want;
     for (int i = 0; i < n; i++) {
         if (uplink_publish_tracked(gw->uplinks[up], items[i].subtopic, items[i].payload,
                                    items[i].id, gw->delivered) == 0) {
@@ -179,6 +185,8 @@ void delivery_flush(struct gateway *gw, size_t up)
             f->event_id[f->n++] = cap ? NULL : items[i].event_id;
             if (!cap)
                 items[i].event_id = NULL;
+        } else {
+            f->drained = false; /* not handed over: try again on the next turn */
         }
         outbox_item_clear(&items[i]);
     }
@@ -193,6 +201,8 @@ void delivery_receipts(struct gateway *gw)
         for (size_t k = 0; k < f->n; k++) {
             if (f->id[k] != d->tag)
                 continue;
+            if (!d->ok)
+                f->drained = false; /* still stored: sent again */
             if (d->ok) {
                 outbox_done(gw->outbox, d->tag);
                 if (f->event_id[k])

@@ -36,6 +36,7 @@ struct in_flight {
     char *event_id[FLIGHT_MAX];
     size_t n;
     unsigned connects; /* uplink_connections when last looked at */
+    bool drained;      /* everything stored for the uplink is in flight: nothing to query */
 };
 
 /* Samples or inbound messages taken in one batch, so one batch's events are sorted together. */
