@@ -41,6 +41,10 @@ struct device {
     int64_t skip_until;         /* monotonic; not polled before this */
     struct log_limit rl;        /* the device's failures */
     struct log_limit decode_rl; /* status points that do not decode */
+    struct reading *last;       /* the readings last posted, to tell news from repeats */
+    bool has_last;
+    bool last_lc_known;
+    uint32_t last_lc;
 };
 
 enum reported { REP_NONE, REP_DOWN, REP_UP };
@@ -57,6 +61,7 @@ struct probe_job {
 
 struct bus_poller {
     const struct cfg *cfg;
+    bool quiet_pending; /* samples queued without waking the main loop this cycle */
     size_t bus;
     const struct cfg_bus *b;
     struct queue *q;
@@ -370,6 +375,13 @@ static void decode_reading(struct bus_poller *p, struct device *d, size_t k,
     }
 }
 
+static bool same_reading(const struct reading *a, const struct reading *b)
+{
+    return a->has_value == b->has_value && a->value_ok == b->value_ok &&
+           (!a->value_ok || a->value == b->value) && a->bits_present == b->bits_present &&
+           a->bits == b->bits;
+}
+
 static void post_sample(struct bus_poller *p, struct device *d)
 {
     struct bus_msg *m = xcalloc(1, sizeof(*m));
@@ -385,7 +397,28 @@ static void post_sample(struct bus_poller *p, struct device *d)
     m->sample.readings = xcalloc(d->ndets, sizeof(*m->sample.readings));
     for (size_t k = 0; k < d->ndets; k++)
         decode_reading(p, d, k, &m->sample, m->t.mono_ms);
-    queue_push(p->q, m);
+    /*
+     * News wakes the main loop at once: every change, so every alarm. A
+     * sample that repeats the device's last one waits for the end of the poll
+     * cycle (queue_kick in run), so an idle building wakes the main loop once
+     * per cycle instead of once per device.
+     */
+    bool same = d->has_last && m->sample.has_lifecheck == d->last_lc_known &&
+                (!d->last_lc_known || m->sample.lifecheck == d->last_lc);
+    for (size_t k = 0; same && k < d->ndets; k++)
+        same = same_reading(&d->last[k], &m->sample.readings[k]);
+    if (!d->last)
+        d->last = xcalloc(d->ndets ? d->ndets : 1, sizeof(*d->last));
+    memcpy(d->last, m->sample.readings, d->ndets * sizeof(*d->last));
+    d->has_last = true;
+    d->last_lc_known = m->sample.has_lifecheck;
+    d->last_lc = m->sample.lifecheck;
+    if (same) {
+        queue_push_quiet(p->q, m);
+        p->quiet_pending = true;
+    } else {
+        queue_push(p->q, m);
+    }
 }
 
 static void device_ok(struct bus_poller *p, struct device *d)
@@ -773,6 +806,10 @@ static void *run(void *arg)
         if (!p->connected)
             continue;
         poll_cycle(p);
+        if (p->quiet_pending) {
+            p->quiet_pending = false;
+            queue_kick(p->q);
+        }
         p->probe_steps = 0;
         if (p->connected)
             bus_healthy(p);
@@ -799,6 +836,7 @@ static void free_devices(struct bus_poller *p)
         free(d->regs);
         plan_free(&d->plan);
         free(d->dets);
+        free(d->last);
     }
     free(p->devs);
     p->devs = NULL;

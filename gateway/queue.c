@@ -8,6 +8,7 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -65,14 +66,33 @@ static void grow(struct queue *q)
     q->head = 0;
 }
 
-void queue_push(struct queue *q, void *item)
+static void append(struct queue *q, void *item, bool wake)
 {
     pthread_mutex_lock(&q->lock);
     if (q->len == q->cap)
         grow(q);
     q->items[(q->head + q->len) % q->cap] = item;
     q->len++;
-    pthread_cond_signal(&q->nonempty);
+    if (wake)
+        pthread_cond_signal(&q->nonempty);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void queue_push(struct queue *q, void *item)
+{
+    append(q, item, true);
+}
+
+void queue_push_quiet(struct queue *q, void *item)
+{
+    append(q, item, false);
+}
+
+void queue_kick(struct queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->len > 0)
+        pthread_cond_signal(&q->nonempty);
     pthread_mutex_unlock(&q->lock);
 }
 

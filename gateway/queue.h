@@ -16,6 +16,13 @@ struct queue *queue_new(void);
 void queue_free(struct queue *q, void (*free_item)(void *));
 /* Append an item; never blocks, never fails. */
 void queue_push(struct queue *q, void *item);
+/*
+ * Append without waking a waiting consumer: for items that can wait for the
+ * producer's next queue_push or queue_kick (or the consumer's own timeout).
+ */
+void queue_push_quiet(struct queue *q, void *item);
+/* Wake a waiting consumer for the items pushed quietly. */
+void queue_kick(struct queue *q);
 /* Take the oldest item, waiting up to timeout_ms (0: don't wait). NULL if none. */
 void *queue_pop(struct queue *q, int64_t timeout_ms);
 size_t queue_length(struct queue *q);

@@ -96,6 +96,43 @@ static void test_wakes_consumer(void **state)
     queue_free(lp.go, NULL);
 }
 
+static void *push_quietly_then_kick(void *arg)
+{
+    struct late_push *lp = arg;
+    for (int i = 0; i < 200 && !queue_pop(lp->go, 100); i++)
+        ;
+    queue_push_quiet(lp->q, ITEM(5));
+    /* the consumer must still be waiting: a quiet push does not wake it */
+    int64_t t0 = mono_ms();
+    while (mono_ms() - t0 < 300)
+        ;
+    queue_push_quiet(lp->q, ITEM(6));
+    queue_kick(lp->q);
+    return NULL;
+}
+
+static void test_quiet_push_waits_for_the_kick(void **state)
+{
+    (void)state;
+    struct late_push lp = {queue_new(), queue_new()};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, push_quietly_then_kick, &lp), 0);
+    int64_t t0 = mono_ms();
+    queue_push(lp.go, ITEM(1));
+    /* woken by the kick, not by the first quiet push, not by the timeout; in order */
+    assert_int_equal(VAL(queue_pop(lp.q, 20000)), 5);
+    int64_t waited = mono_ms() - t0;
+    assert_true(waited >= 250);
+    assert_true(waited < 10000);
+    assert_int_equal(VAL(queue_pop(lp.q, 0)), 6);
+    pthread_join(t, NULL);
+    /* a quiet item is still there for a consumer's own timeout */
+    queue_push_quiet(lp.q, ITEM(8));
+    assert_int_equal(VAL(queue_pop(lp.q, 20)), 8);
+    queue_free(lp.q, NULL);
+    queue_free(lp.go, NULL);
+}
+
 #define PRODUCERS 4
 #define PER_PRODUCER 20000
 
@@ -169,9 +206,12 @@ static void test_free_leftovers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fifo_growth_wrap), cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_wakes_consumer),   cmocka_unit_test(test_multi_producer),
+        cmocka_unit_test(test_fifo_growth_wrap),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_wakes_consumer),
+        cmocka_unit_test(test_multi_producer),
         cmocka_unit_test(test_free_leftovers),
+        cmocka_unit_test(test_quiet_push_waits_for_the_kick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
