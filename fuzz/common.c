@@ -27,6 +27,8 @@ static char scratch[256];
 static char *written[MAX_SCRATCH_FILES];
 static size_t nwritten;
 
+static void remove_scratch(void);
+
 void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {
     va_list ap;
@@ -35,6 +37,7 @@ void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ..
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    remove_scratch(); /* abort skips atexit; libFuzzer keeps the input itself */
     abort();
 }
 

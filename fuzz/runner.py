@@ -46,10 +46,13 @@ def regressions(name):
                   if not f.startswith(".") and os.path.isfile(os.path.join(d, f)))
 
 
-def _env():
+def _env(tmpdir):
+    """The targets' environment; their scratch files go under tmpdir, which this script
+    removes, so even a target that crashed leaves nothing behind."""
     env = dict(os.environ)
     env.update(ENV)
     env["FIREGW_ROOT"] = ROOT
+    env["TMPDIR"] = tmpdir
     return env
 
 
@@ -78,8 +81,8 @@ def _start(build, name, seconds, seed, keep, scratch):
     argv += corpora
     log = os.path.join(scratch, f"{name}.log")
     with open(log, "wb") as f:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=_env(scratch), stdout=f,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return proc, log, artifacts, argv
 
 
@@ -144,10 +147,11 @@ def replay(build, tally):
             continue
         start = time.monotonic()
         try:
-            p = subprocess.run([binary(build, name), f"-timeout={PER_INPUT_TIMEOUT_S}"] + files,
-                               cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               timeout=PER_INPUT_TIMEOUT_S * len(files) + 60)
+            with tempfile.TemporaryDirectory(prefix="firegw-fuzz-replay-") as tmpdir:
+                p = subprocess.run([binary(build, name), f"-timeout={PER_INPUT_TIMEOUT_S}"] +
+                                   files, cwd=ROOT, env=_env(tmpdir), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   timeout=PER_INPUT_TIMEOUT_S * len(files) + 60)
             rc, out = p.returncode, p.stdout.decode(errors="replace")
         except (OSError, subprocess.TimeoutExpired) as e:
             rc, out = -1, str(e)

@@ -3,7 +3,9 @@
 
 Unit tests are the cmocka programs built into BUILD/tests/ (and the same under
 ASan+UBSan in SAN_BUILD/tests/); integration tests are tests/integration/test_*.py,
-run against the sanitizer build when there is one, else the normal build.
+run against the sanitizer build when there is one, else the normal build. With
+--fuzz-build, the libFuzzer targets there replay fuzz/regressions/ and fuzz briefly
+(fuzz/runner.py, docs/robustness.md).
 """
 import argparse
 import os
