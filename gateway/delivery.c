@@ -118,6 +118,7 @@ static void publish_states(struct gateway *gw)
 static int enqueue(struct gateway *gw, size_t up, int prio, uint64_t seq, const char *event_id,
                    const char *subtopic, const char *json)
 {
+    gw->store_tries++;
     const struct cfg_uplink *uc = &gw->cfg->uplinks[up];
     char err[512];
     bool dropped = false;
@@ -128,6 +129,7 @@ static int enqueue(struct gateway *gw, size_t up, int prio, uint64_t seq, const 
                         "uplink %s: the outbox holds max_buffered = %d events; the oldest "
                         "least urgent one was dropped to make room",
                         uc->id, uc->max_buffered);
+        gw->store_ok++;
         gw->flight[up].drained = false;
         return 0;
     }
@@ -217,6 +219,33 @@ void delivery_receipts(struct gateway *gw)
 }
 
 /*
+ * The outbox or the event log refused a write (disk full, failing card) or
+ * took one again: a storage fault, raised and restored on every uplink, so
+ * the fire police know events are held only in memory.
+ */
+static void storage_state(struct gateway *gw, bool failed, bool succeeded)
+{
+    bool bad = failed ? true : succeeded ? false : gw->storage_fault;
+    if (bad == gw->storage_fault)
+        return;
+    gw->storage_fault = bad;
+    struct event ev = {.kind = bad ? EV_FAULT : EV_FAULT_RESTORE,
+                       .source = SRC_GATEWAY,
+                       .detector = -1,
+                       .device = -1,
+                       .bus = -1,
+                       .fault = FAULT_STORAGE,
+                       .rule = "storage",
+                       .t = gw_now()};
+    snprintf(ev.detail, sizeof(ev.detail), "%s",
+             bad ? "events cannot be written to the state directory (outbox or event log): they "
+                   "are sent from memory and would be lost in a power cut"
+                 : "events are written to the state directory again");
+    log_msg(bad ? LOG_LVL_ERR : LOG_LVL_NOTICE, "storage: %s", ev.detail);
+    evlist_push(&gw->events, &ev);
+}
+
+/*
  * Send a batch of events: most urgent first, each stamped, logged and
  * published before any retained state, so telemetry never delays an alarm.
  */
@@ -225,6 +254,8 @@ void delivery_dispatch(struct gateway *gw)
     struct evlist *l = &gw->events;
     if (l->count)
         gw->states_dirty = true;
+    unsigned long tries0 = gw->store_tries, ok0 = gw->store_ok;
+    bool log_failed = false, log_ok = false;
     evlist_sort_priority(l);
     for (size_t i = 0; i < l->count; i++) {
         struct event *ev = &l->items[i];
@@ -272,12 +303,21 @@ void delivery_dispatch(struct gateway *gw)
             if (prio == 0)
                 delivery_flush(gw, up);
         }
-        evlog_add_event(gw->evlog, gw->cfg, ev, json);
+        if (gw->evlog) {
+            bool logged = evlog_add_event(gw->evlog, gw->cfg, ev, json) == 0;
+            log_failed |= !logged;
+            log_ok |= logged;
+        }
         web_event(gw->web, gw->cfg, ev, json);
         free(json);
         free(cap);
     }
     evlist_clear(l);
+    unsigned long stored = gw->store_ok - ok0;
+    bool failed = gw->store_tries - tries0 > stored || log_failed || !gw->outbox || !gw->evlog;
+    storage_state(gw, failed, !failed && (stored > 0 || log_ok));
+    if (l->count)
+        delivery_dispatch(gw); /* the storage fault itself, at once */
     for (size_t up = 0; up < gw->cfg->nuplinks; up++)
         delivery_flush(gw, up);
     /*

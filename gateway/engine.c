@@ -390,6 +390,8 @@ static const char *fault_rule(enum fault_code f, bool zone)
         return "value_stuck";
     case FAULT_TRANSMISSION:
         return "ack_timeout";
+    case FAULT_STORAGE:
+        return "storage";
     case FAULT_NONE:
     case FAULT__COUNT:
         break;

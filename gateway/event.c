@@ -144,6 +144,7 @@ const char *fault_code_name(enum fault_code f)
         [FAULT_BUS_DOWN] = "bus_down",
         [FAULT_STUCK] = "value_stuck",
         [FAULT_TRANSMISSION] = "transmission",
+        [FAULT_STORAGE] = "storage",
     };
     return (unsigned)f < FAULT__COUNT ? names[f] : "unknown";
 }

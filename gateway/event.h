@@ -45,6 +45,7 @@ enum fault_code {
     FAULT_BUS_DOWN,     /* bus connection lost */
     FAULT_STUCK,        /* value has not changed for the detector's stuck_after time */
     FAULT_TRANSMISSION, /* an uplink's receiving centre has not acknowledged a fire alarm */
+    FAULT_STORAGE,      /* the outbox or the event log cannot write: events only in memory */
     FAULT__COUNT
 };
 

@@ -92,11 +92,14 @@ struct gateway {
     struct web *web;
     struct outbox *outbox; /* NULL when it cannot be opened: events wait in memory */
     struct log_limit outbox_limit;
-    struct queue *delivered;  /* struct uplink_done from the brokers */
-    struct in_flight *flight; /* per uplink */
-    bool states_dirty;        /* retained states may differ from what was published */
-    int64_t next_states;      /* monotonic: states are compared at least this often */
-    int64_t next_control;     /* monotonic: when the control socket is looked at next */
+    struct queue *delivered;   /* struct uplink_done from the brokers */
+    struct in_flight *flight;  /* per uplink */
+    bool storage_fault;        /* the outbox or event log refuses writes (fault raised) */
+    unsigned long store_tries; /* events offered to the outbox */
+    unsigned long store_ok;    /* ... and stored */
+    bool states_dirty;         /* retained states may differ from what was published */
+    int64_t next_states;       /* monotonic: states are compared at least this often */
+    int64_t next_control;      /* monotonic: when the control socket is looked at next */
 };
 
 /* Now on both clocks. */

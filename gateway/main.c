@@ -229,6 +229,9 @@ int main(int argc, char **argv)
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit (LimitFSIZE=, ulimit -f) must be a write error, not the end of the daemon.
+     */
+    signal(SIGXFSZ, SIG_IGN);
 
     log_notice("firegw %s starting: building \"%s\" (%s), %zu buses, %zu devices, %zu detectors, "
                "%zu uplinks",

@@ -886,9 +886,9 @@ static const char *const KIND_TITLES[] = {
     "RESET",      "TEST ALARM",    "TEST MODE ON",   "TEST MODE OFF"};
 _Static_assert(ARRAY_LEN(KINDS) == ARRAY_LEN(KIND_TITLES), "a title for every kind");
 static const char *const SOURCES[] = {"detector", "device", "bus", "gateway", "zone", "building"};
-static const char *const FAULTS[] = {"no_response",       "detector_bit",      "maintenance",
-                                     "implausible_value", "lifecheck_stopped", "device_down",
-                                     "bus_down",          "value_stuck",       "transmission"};
+static const char *const FAULTS[] = {
+    "no_response", "detector_bit", "maintenance", "implausible_value", "lifecheck_stopped",
+    "device_down", "bus_down",     "value_stuck", "transmission",      "storage"};
 static const char *const DETECTOR_TYPES[] = {"smoke", "heat", "panel_zone"};
 static const char *const UNITS[] = {"%/m", "degC"};
 

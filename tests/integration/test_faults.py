@@ -359,6 +359,9 @@ class HostFaults(FaultTestCase):
         wait_until(lambda: "waits in memory only" in gw.proc.output(), REPORT_S,
                    "the outbox's refusal in the gateway's log")
         self.assertIn("database or disk is full", gw.proc.output())
+        # The fire police learn that events are no longer stored on the gateway.
+        fault = w.wait_event(REPORT_S, kind="fault", fault="storage")
+        self.assertEqual(fault["source"], "gateway")
         # With the broker away as well, what happens meanwhile still arrives afterwards.
         broker.stop()
         mark = w.mark()
@@ -373,6 +376,7 @@ class HostFaults(FaultTestCase):
         # Space again: everything carries on without a restart.
         os.unlink(filler)
         self.timely_alarm(sim, w, "R-H1", "set R-H1 value 75")
+        w.wait_event(REPORT_S, kind="fault_restore", fault="storage")
         self.assert_no_loss(w)
 
     def test_wall_clock_jumps(self):

@@ -157,11 +157,17 @@ static void test_names(void **state)
     for (int k = 0; k < EV__COUNT; k++)
         assert_string_equal(ev_kind_name((enum ev_kind)k), kinds[k]);
     assert_string_equal(ev_kind_name(EV__COUNT), "unknown");
-    static const char *faults[FAULT__COUNT] = {
-        "none",        "no_response",       "detector_bit",
-        "maintenance", "implausible_value", "lifecheck_stopped",
-        "device_down", "bus_down",          "value_stuck",
-        "transmission"};
+    static const char *faults[FAULT__COUNT] = {"none",
+                                               "no_response",
+                                               "detector_bit",
+                                               "maintenance",
+                                               "implausible_value",
+                                               "lifecheck_stopped",
+                                               "device_down",
+                                               "bus_down",
+                                               "value_stuck",
+                                               "transmission",
+                                               "storage"};
     for (int f = 0; f < FAULT__COUNT; f++)
         assert_string_equal(fault_code_name((enum fault_code)f), faults[f]);
     assert_string_equal(fault_code_name(FAULT__COUNT), "unknown");
