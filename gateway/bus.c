@@ -153,6 +153,26 @@ static void post(struct bus_poller *p, enum bus_msg_type type, size_t device, bo
 static void set_timeout(modbus_t *ctx, int64_t ms)
 {
     modbus_set_response_timeout(ctx, (uint32_t)(ms / 1000), (uint32_t)(ms % 1000) * 1000u);
+    /*
+     * No byte timeout: the response timeout then bounds the whole reply. With
+     * one, each further byte may take up to it, and a device that drips or
+     * chatters holds the whole line for minutes.
+     */
+    modbus_set_byte_timeout(ctx, 0, 0);
+}
+
+/*
+ * A reply of count registers takes this long on the wire of bus b (RTU:
+ * address, function, byte count, data and CRC at the line's character
+ * size; TCP: nothing worth counting), rounded up.
+ */
+static int64_t wire_ms(const struct cfg_bus *b, unsigned count)
+{
+    if (b->type != BUS_RTU || b->baud <= 0)
+        return 0;
+    int64_t bits = 1 + b->data_bits + (b->parity != 'N') + b->stop_bits;
+    int64_t bytes = 5 + 2 * (int64_t)count;
+    return (bytes * bits * 1000 + b->baud - 1) / b->baud;
 }
 
 /*
@@ -276,7 +296,6 @@ static int read_device(struct bus_poller *p, struct device *d, bool *lost, char 
     const struct cfg_device *dc = d->cfg;
     int tries = 1 + dc->retries;
     modbus_set_slave(p->ctx, dc->unit);
-    set_timeout(p->ctx, dc->timeout_ms);
     for (size_t i = 0; i < d->plan.count; i++) {
         const struct plan_request *r = &d->plan.requests[i];
         int e = 0, t = 0;
@@ -284,6 +303,7 @@ static int read_device(struct bus_poller *p, struct device *d, bool *lost, char 
         while (!ok && t < tries) {
             t++;
             atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
+            set_timeout(p->ctx, dc->timeout_ms + wire_ms(p->b, r->count));
             int rc = r->table == REG_INPUT
                          ? modbus_read_input_registers(p->ctx, r->address, r->count, d->regs[i])
                          : modbus_read_registers(p->ctx, r->address, r->count, d->regs[i]);
@@ -542,8 +562,12 @@ static int64_t probe_timeout(const struct cfg_bus *b, const struct bus_probe_req
 /* The longest the job's next step can take: every try timing out, and a little slack. */
 static int64_t step_cost(const struct cfg_bus *b, const struct probe_job *j)
 {
-    int tries = j->req.kind == BUS_PROBE_READ ? 1 + j->req.retries : 2;
-    return probe_timeout(b, &j->req) * tries + 20;
+    bool read = j->req.kind == BUS_PROBE_READ;
+    int tries = read ? 1 + j->req.retries : 2;
+    unsigned count = 1;
+    if (read && j->next >= 0 && (size_t)j->next < j->req.nblocks)
+        count = j->req.blocks[j->next].count;
+    return (probe_timeout(b, &j->req) + wire_ms(b, count)) * tries + 20;
 }
 
 static int check_block(const struct bus_block *blk, const char *what, char *err, size_t errlen)
@@ -662,7 +686,7 @@ static enum step run_step(modbus_t *ctx, const struct cfg_bus *b, const char *en
     int tries = scan ? 2 : 1 + j->req.retries;
     int e = 0;
     modbus_set_slave(ctx, unit);
-    set_timeout(ctx, probe_timeout(b, &j->req));
+    set_timeout(ctx, probe_timeout(b, &j->req) + wire_ms(b, blk->count));
     for (int t = 0; t < tries; t++) {
         e = read_block(ctx, blk, regs);
         if (e == 0)
@@ -955,8 +979,10 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
      */
     int64_t cycle = 0;
     for (size_t i = 0; i < p->ndevs; i++)
-        cycle += (int64_t)p->devs[i].plan.count * p->devs[i].cfg->timeout_ms *
-                 (1 + p->devs[i].cfg->retries) * 2;
+        for (size_t r = 0; r < p->devs[i].plan.count; r++)
+            cycle +=
+                (p->devs[i].cfg->timeout_ms + wire_ms(p->b, p->devs[i].plan.requests[r].count)) *
+                (1 + p->devs[i].cfg->retries) * 2;
     p->stall_limit_ms =
         max64(p->b->reconnect_max_ms, p->b->poll_interval_ms) + p->b->timeout_ms + cycle + 10000;
     atomic_store(&p->alive_mono, mono_ms());
@@ -980,6 +1006,10 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
         pthread_mutex_destroy(&p->lock);
         goto fail;
     }
+    /* "poll <bus id>" in top -H, ps -L and the watchdog test; the kernel keeps 15 bytes. */
+    char name[16] = "poll ";
+    strlcpy_fg(name + 5, p->b->id, sizeof(name) - 5);
+    pthread_setname_np(p->thread, name);
     return p;
 
 fail:

@@ -124,7 +124,8 @@ static const struct opt options[] = {
     {"bus", "poll_interval", T_DUR, 0, 100, HOUR, NULL, NULL, "200ms", NULL,
      "time between two polls of every device on the bus"},
     {"bus", "timeout", T_DUR, 0, 10, 10000, NULL, NULL, "500ms", NULL,
-     "response timeout of one request (devices may override)"},
+     "time a device has to answer one request, whole reply included (on rtu, plus the "
+     "reply's time on the wire at the bus's baud rate); devices may override"},
     {"bus", "retries", T_INT, 0, 0, 5, NULL, NULL, "1", NULL,
      "extra tries of a failed request (devices may override)"},
     {"bus", "backoff_min", T_DUR, 0, 100, HOUR, NULL, NULL, "5s", NULL,
@@ -144,7 +145,7 @@ static const struct opt options[] = {
     {"device", "profile", T_TEXT, F_REQ, 1, 128, NULL, NULL, NULL, NULL,
      "profile name: NAME.profile in a profile directory"},
     {"device", "timeout", T_DUR, 0, 10, 10000, NULL, NULL, NULL, "the bus's timeout",
-     "response timeout for this device"},
+     "time this device has to answer one request, as the bus's timeout"},
     {"device", "retries", T_INT, 0, 0, 5, NULL, NULL, NULL, "the bus's retries",
      "extra tries of a failed request"},
     {"device", "fail_after", T_INT, 0, 1, 100, NULL, NULL, "3", NULL,
