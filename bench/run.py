@@ -41,7 +41,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -53,6 +52,9 @@ import time
 import paho.mqtt.client as mqtt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import LOOPBACK, Process, free_port, port_open, wait_until  # noqa: E402
+
 BENCH = os.path.join(ROOT, "bench")
 NR_DIR = os.path.join(BENCH, "node-red")
 PROFILE_DIR = os.path.join(BENCH, "profiles")
@@ -63,7 +65,6 @@ SMOKE_ALARM = 2.0  # %/m, firegw's default smoke_alarm; the Node-RED flow uses t
 SMOKE_HYSTERESIS = 0.3
 FIRE_VALUE = 5.0
 NORMAL_VALUE = 0.10
-LOOPBACK = "127.0.0.1"
 NODE_MIN = (22, 9)
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -72,65 +73,24 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred, timeout, what, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def port_open(port):
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class Proc:
-    """A child process with its output in a log file, stopped by PID."""
+class Proc(Process):
+    """The harness's Process, started in a chosen directory and noting when, for the
+    start-to-first-poll figure; given longer to stop (Node-RED is slow to)."""
 
     def __init__(self, name, argv, workdir, cwd=ROOT, env=None):
         self.name = name
+        self.argv = argv
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.log = open(self.log_path, "ab")
         self.t_exec = time.monotonic()
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=cwd, env=env)
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc.poll() is None
-
     def tail(self, lines=30):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
-            text = f.read().decode(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.output().splitlines()[-lines:])
 
     def stop(self, timeout=20):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
-        return self.proc.returncode
+        return super().stop(timeout)
 
 
 def cpu_ticks(pid):

@@ -87,6 +87,15 @@ void fuzz_setup(void)
     atexit(remove_scratch);
 }
 
+/* Weak: site.c's stronger one replaces it in the targets that need the test site. */
+__attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_setup();
+    return 0;
+}
+
 const char *fuzz_write(const char *name, const uint8_t *data, size_t size)
 {
     char *path = NULL;

@@ -23,7 +23,15 @@
 void fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 4, 5)));
 
-/* Quiet logging and the scratch directory; call from LLVMFuzzerInitialize. */
+/*
+ * libFuzzer's entry points. A target defines only LLVMFuzzerTestOneInput:
+ * common.c's LLVMFuzzerInitialize calls fuzz_setup, and site.c's, which
+ * replaces it in the targets linked with site.c, also loads the test site.
+ */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Quiet logging and the scratch directory; LLVMFuzzerInitialize calls it. */
 void fuzz_setup(void);
 /* The source tree: FIREGW_ROOT from the environment, else where the target was built. */
 const char *fuzz_root(void);

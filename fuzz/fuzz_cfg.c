@@ -24,17 +24,6 @@
 #define MAX_OVERRIDES 8
 #define ERRLEN 16384
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
-
 static void check_error_text(const char *err)
 {
     FUZZ_ASSERT(memchr(err, '\0', ERRLEN) != NULL, "the error text is not terminated");

@@ -29,18 +29,6 @@
 #define MAX_DETECTORS 64
 #define REPLY_MAX 65536
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    fuzz_site();
-    return 0;
-}
-
 struct run {
     const struct cfg *cfg;
     struct engine *e;

@@ -20,17 +20,6 @@
 
 #define ERRLEN 8192
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
-
 static void check_rules(const struct profile *p)
 {
     FUZZ_ASSERT(p->npoints >= 1, "a profile without points loaded");

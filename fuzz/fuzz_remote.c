@@ -31,18 +31,6 @@
 
 static const char SEP[] = "\n----\n";
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    fuzz_site();
-    return 0;
-}
-
 static void check_response(const char *json, const char *status)
 {
     FUZZ_ASSERT(json != NULL, "no response for status %s", status);

@@ -71,32 +71,30 @@ struct outbox *outbox_open(const char *path, char *err, size_t errlen)
         outbox_close(o);
         return NULL;
     }
-    if (prepare(o, &o->put,
-                "INSERT INTO outbox (uplink, priority, seq, event_id, subtopic, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                err, errlen) < 0 ||
-        prepare(o, &o->next,
-                "SELECT id, priority, seq, event_id, subtopic, payload FROM outbox "
-                "WHERE uplink = ? ORDER BY priority, seq, id LIMIT ?",
-                err, errlen) < 0 ||
-        prepare(o, &o->done, "DELETE FROM outbox WHERE id = ?", err, errlen) < 0 ||
-        prepare(o, &o->count, "SELECT count(*) FROM outbox WHERE uplink = ?", err, errlen) < 0 ||
+    const struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } stmts[] = {
+        {&o->put, "INSERT INTO outbox (uplink, priority, seq, event_id, subtopic, payload) "
+                  "VALUES (?, ?, ?, ?, ?, ?)"},
+        {&o->next, "SELECT id, priority, seq, event_id, subtopic, payload FROM outbox "
+                   "WHERE uplink = ? ORDER BY priority, seq, id LIMIT ?"},
+        {&o->done, "DELETE FROM outbox WHERE id = ?"},
+        {&o->count, "SELECT count(*) FROM outbox WHERE uplink = ?"},
         /* the least urgent droppable class first, its oldest row */
-        prepare(o, &o->drop,
-                "DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE uplink = ? AND "
-                "priority IN (1, 3) ORDER BY priority DESC, seq, id LIMIT 1)",
-                err, errlen) < 0 ||
-        prepare(o, &o->ack_put,
-                "INSERT OR REPLACE INTO awaiting_ack (uplink, event_id, seq, payload) "
-                "VALUES (?, ?, ?, ?)",
-                err, errlen) < 0 ||
-        prepare(o, &o->ack_del, "DELETE FROM awaiting_ack WHERE uplink = ? AND event_id = ?", err,
-                errlen) < 0 ||
-        prepare(o, &o->ack_each,
-                "SELECT event_id, seq, payload FROM awaiting_ack WHERE uplink = ? ORDER BY seq",
-                err, errlen) < 0) {
-        outbox_close(o);
-        return NULL;
+        {&o->drop, "DELETE FROM outbox WHERE id = (SELECT id FROM outbox WHERE uplink = ? AND "
+                   "priority IN (1, 3) ORDER BY priority DESC, seq, id LIMIT 1)"},
+        {&o->ack_put, "INSERT OR REPLACE INTO awaiting_ack (uplink, event_id, seq, payload) "
+                      "VALUES (?, ?, ?, ?)"},
+        {&o->ack_del, "DELETE FROM awaiting_ack WHERE uplink = ? AND event_id = ?"},
+        {&o->ack_each,
+         "SELECT event_id, seq, payload FROM awaiting_ack WHERE uplink = ? ORDER BY seq"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(stmts); i++) {
+        if (prepare(o, stmts[i].st, stmts[i].sql, err, errlen) < 0) {
+            outbox_close(o);
+            return NULL;
+        }
     }
     return o;
 }

@@ -416,6 +416,15 @@ static void fields_free(struct field *f, size_t n)
     free(f);
 }
 
+/* The file's text as plan p edits it; frees p and the n fields f it was made from. */
+static char *finish(const struct doc *d, struct plan *p, struct field *f, size_t n)
+{
+    char *text = render(d, p);
+    plan_free(p, d);
+    fields_free(f, n);
+    return text;
+}
+
 /*
  * The body's keys for a section of this type, in option table order; every
  * name checked against the table. NULL with res set on a bad body.
@@ -541,10 +550,7 @@ static char *op_add(const struct doc *d, const char *type, const char *id, const
     /* Keep a blank line between it and whatever follows. */
     if ((size_t)p.after < d->nlines && !line_blank(d, p.after + 1))
         puts_out(&p.ins, d->eol);
-    char *text = render(d, &p);
-    plan_free(&p, d);
-    fields_free(f, n);
-    return text;
+    return finish(d, &p, f, n);
 }
 
 static char *op_replace(const struct doc *d, const char *type, long s, const char *new_id,
@@ -590,11 +596,8 @@ static char *op_replace(const struct doc *d, const char *type, long s, const cha
             put_field_lines(&p.ins, d, &f[k], 1);
     if (p.ins.len)
         p.after = sec->last;
-    char *text = render(d, &p);
     free(done);
-    plan_free(&p, d);
-    fields_free(f, n);
-    return text;
+    return finish(d, &p, f, n);
 }
 
 /* Add "device \"x\" (line N)" to a list of users, counting those past USERS_NAMED. */
@@ -654,9 +657,7 @@ static char *op_remove(const struct doc *d, const char *type, long s, struct sit
     if ((size_t)below <= d->nlines && line_blank(d, below) &&
         (sec->header == 1 || line_blank(d, sec->header - 1)))
         p.drop[below - 1] = true;
-    char *text = render(d, &p);
-    plan_free(&p, d);
-    return text;
+    return finish(d, &p, NULL, 0);
 }
 
 int siteedit_kind_parse(const char *name, enum siteedit_kind *out)

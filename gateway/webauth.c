@@ -679,9 +679,11 @@ enum webauth_rc webauth_delete_user(struct webauth *a, const char *name, char *e
     return rc;
 }
 
-static void rate_key(char *out, char kind, const char *v)
+/* An attempt counts against its address and its user name, each keyed apart. */
+static void rate_keys(char keys[2][RATE_KEY_MAX], const char *addr, const char *user)
 {
-    snprintf(out, RATE_KEY_MAX, "%c:%s", kind, v ? v : "");
+    snprintf(keys[0], RATE_KEY_MAX, "a:%s", addr ? addr : "");
+    snprintf(keys[1], RATE_KEY_MAX, "u:%s", user ? user : "");
 }
 
 /* The entry for key, created when create is set (evicting the stalest). Call under mu. */
@@ -720,8 +722,7 @@ static struct rate_entry *rate_get(struct webauth *a, const char *key, bool crea
 int64_t webauth_rate_wait(struct webauth *a, const char *addr, const char *user, int64_t now_mono)
 {
     char keys[2][RATE_KEY_MAX];
-    rate_key(keys[0], 'a', addr);
-    rate_key(keys[1], 'u', user);
+    rate_keys(keys, addr, user);
     int64_t wait = 0;
     pthread_mutex_lock(&a->mu);
     for (int i = 0; i < 2; i++) {
@@ -738,8 +739,7 @@ int64_t webauth_rate_failure(struct webauth *a, const char *addr, const char *us
 {
     int64_t started = 0;
     char keys[2][RATE_KEY_MAX];
-    rate_key(keys[0], 'a', addr);
-    rate_key(keys[1], 'u', user);
+    rate_keys(keys, addr, user);
     pthread_mutex_lock(&a->mu);
     for (int i = 0; i < 2; i++) {
         struct rate_entry *r = rate_get(a, keys[i], true, now_mono);
@@ -761,8 +761,7 @@ int64_t webauth_rate_failure(struct webauth *a, const char *addr, const char *us
 void webauth_rate_success(struct webauth *a, const char *addr, const char *user)
 {
     char keys[2][RATE_KEY_MAX];
-    rate_key(keys[0], 'a', addr);
-    rate_key(keys[1], 'u', user);
+    rate_keys(keys, addr, user);
     pthread_mutex_lock(&a->mu);
     for (int i = 0; i < 2; i++) {
         size_t j = 0;

@@ -50,9 +50,12 @@ import paho.mqtt.client as mqtt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+from harness import LOOPBACK, port_open  # noqa: E402
+
 RESULTS = os.path.join(ROOT, "bench", "results")
 PROFILES = os.path.join(ROOT, "sensors", "profiles")
-LOOPBACK = "127.0.0.1"
 TICKS = os.sysconf("SC_CLK_TCK")
 SHARE_GROUP = "district"
 FIRE_VALUE = 5.0  # %/m, well above the default smoke alarm level of 2.0
@@ -66,14 +69,12 @@ def log(msg):
 
 
 def wait_until(pred, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+    """The harness's bounded wait, polled less often (a predicate may ask every
+    building), failing with the RuntimeError that a failed run is reported by."""
+    try:
+        return harness.wait_until(pred, timeout, what, interval)
+    except AssertionError as e:
+        raise RuntimeError(str(e)) from None
 
 
 def port_free(port):
@@ -83,14 +84,6 @@ def port_free(port):
             return True
         except OSError:
             return False
-
-
-def port_open(port):
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def parse_duration_s(text):

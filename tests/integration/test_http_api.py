@@ -318,6 +318,16 @@ class HttpApi(GatewayTestCase):
         sim, gw, w = self.start_web()
         admin = self.admin()
         manager = self.add_user(admin, "minh", "manager")
+
+        def zone_action(action, kind):
+            """The manager's action on zone Z1, logged as an event of kind by web:minh."""
+            mark = w.mark()
+            status, _, doc = manager.post("/api/actions", {"action": action, "scope": "zone",
+                                                           "id": "Z1"})
+            self.assertEqual(status, 200, doc)
+            ev = w.wait_event(REPORT_S, since=mark, kind=kind)
+            self.assertEqual(ev["user"], "web:minh")
+
         stream = Stream(self.web_port, manager.cookie)
         self.addCleanup(stream.close)
         stream.wait(lambda e, d: e == "state", REPORT_S, "first state")
@@ -341,12 +351,7 @@ class HttpApi(GatewayTestCase):
         self.assertTrue(detector(state, "T-S1")["latched"])
         self.assertTrue(state["buses"][0]["up"])
 
-        mark = w.mark()
-        status, _, doc = manager.post("/api/actions", {"action": "acknowledge", "scope": "zone",
-                                                       "id": "Z1"})
-        self.assertEqual(status, 200, doc)
-        ev = w.wait_event(REPORT_S, since=mark, kind="acknowledged")
-        self.assertEqual(ev["user"], "web:minh")
+        zone_action("acknowledge", "acknowledged")
         stream.wait(lambda e, d: e == "state" and detector(d, "T-S1")["acknowledged"],
                     REPORT_S, "state with the acknowledgement")
 
@@ -366,12 +371,7 @@ class HttpApi(GatewayTestCase):
         sim.cmd("set T-S1 value 0.1")
         wait_until(lambda: (detector(manager.get("/api/state")[2], "T-S1")["value"] or 9) < 1,
                    REPORT_S, "the smoke gone")
-        mark = w.mark()
-        status, _, doc = manager.post("/api/actions", {"action": "reset", "scope": "zone",
-                                                       "id": "Z1"})
-        self.assertEqual(status, 200, doc)
-        ev = w.wait_event(REPORT_S, since=mark, kind="reset")
-        self.assertEqual(ev["user"], "web:minh")
+        zone_action("reset", "reset")
         wait_until(lambda: detector(manager.get("/api/state")[2], "T-S1")["state"] == "normal",
                    REPORT_S, "T-S1 normal after the reset")
 

@@ -348,6 +348,15 @@ static struct bus_msg *wait_for(struct queue *q, enum bus_msg_type type, long de
     return NULL;
 }
 
+/* Start the bus and return once device 0 has sent its first sample: it is being polled. */
+static void start_polling(struct fixture *f)
+{
+    start_bus(f);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
+    assert_non_null(m);
+    bus_msg_free(m);
+}
+
 static const struct reading *reading_of(const struct bus_msg *m, size_t det)
 {
     for (size_t i = 0; i < m->sample.nreadings; i++)
@@ -535,13 +544,10 @@ static void test_server_goes_away_and_returns(void **state)
     struct fixture *f = *state;
     server_start(&f->srv);
     site_init(&f->site, f->srv.port, false);
-    start_bus(f);
-    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
-    assert_non_null(m);
-    bus_msg_free(m);
+    start_polling(f);
 
     server_kill(&f->srv);
-    m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
+    struct bus_msg *m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
     assert_non_null(m);
     assert_false(m->up);
     char endpoint[64];
@@ -790,10 +796,7 @@ static void test_probe_read_on_running_poller(void **state)
     struct fixture *f = *state;
     server_start(&f->srv);
     site_init(&f->site, f->srv.port, false);
-    start_bus(f);
-    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
-    assert_non_null(m);
-    bus_msg_free(m);
+    start_polling(f);
 
     struct queue *rq = queue_new();
     struct bus_probe_req req = {
@@ -829,6 +832,7 @@ static void test_probe_read_on_running_poller(void **state)
     assert_int_equal(count_reqs(&f->srv, 42) - before, 2);
     free(r);
     /* the probe's failures are its own: no device or bus was reported down */
+    struct bus_msg *m;
     while ((m = queue_pop(f->q, 0)) != NULL) {
         assert_int_not_equal(m->type, BUS_MSG_DEVICE_STATE);
         assert_true(m->up);
@@ -844,10 +848,7 @@ static void test_scan_keeps_polling_on_time(void **state)
     struct fixture *f = *state;
     server_start(&f->srv);
     site_init(&f->site, f->srv.port, false);
-    start_bus(f);
-    struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
-    assert_non_null(m);
-    bus_msg_free(m);
+    start_polling(f);
 
     /* Steps of 40 ms (two tries: 100 ms with slack) never fit the ~100 ms between
      * cycles, so exactly one runs per cycle: each cycle is late by at most 40 ms. */
@@ -864,7 +865,7 @@ static void test_scan_keeps_polling_on_time(void **state)
     int samples = 0;
     struct bus_probe_reply *r = NULL;
     while (!r && mono_ms() - t0 < 10000) {
-        m = queue_pop(f->q, 50);
+        struct bus_msg *m = queue_pop(f->q, 50);
         if (m && m->type == BUS_MSG_SAMPLE && m->device == 0) {
             if (last && m->t.mono_ms - last > worst)
                 worst = m->t.mono_ms - last;
@@ -921,10 +922,7 @@ static void test_probe_cancel_stop_and_limits(void **state)
     f->bus = NULL;
 
     server_start(&f->srv);
-    start_bus(f);
-    m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
-    assert_non_null(m);
-    bus_msg_free(m);
+    start_polling(f);
 
     /* requests that cannot be run are refused at once, saying what is wrong */
     struct bus_probe_req bad = rd;

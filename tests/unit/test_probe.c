@@ -140,19 +140,31 @@ static void fill_reply(struct bus_probe_reply *rep, const struct bus_probe_req *
     rep->regs[2][2] = 999;
 }
 
+/* The panel's channels that the read tests ask for. */
+static const int read_channels[] = {1, 3};
+
+/* The panel, and fill_reply's answer to its plan for read_channels; the caller frees it. */
+static struct bus_probe_reply *panel_read(struct panel *p)
+{
+    panel_init(p);
+    struct bus_probe_req req = {0};
+    char err[256] = "";
+    assert_int_equal(
+        probe_plan(&p->prof, read_channels, ARRAY_LEN(read_channels), 8, &req, err, sizeof(err)),
+        0);
+    struct bus_probe_reply *rep = xcalloc(1, sizeof(*rep));
+    fill_reply(rep, &req);
+    return rep;
+}
+
 static void test_decode(void **state)
 {
     (void)state;
     struct panel p;
-    panel_init(&p);
-    struct bus_probe_req req = {0};
-    char err[256] = "", text[256];
-    int channels[] = {1, 3};
-    assert_int_equal(probe_plan(&p.prof, channels, 2, 8, &req, err, sizeof(err)), 0);
-    struct bus_probe_reply *rep = xcalloc(1, sizeof(*rep));
-    fill_reply(rep, &req);
+    struct bus_probe_reply *rep = panel_read(&p);
+    char text[256];
     struct probe_value v[7];
-    assert_int_equal(probe_decode(&p.prof, channels, 2, rep, v), 7);
+    assert_int_equal(probe_decode(&p.prof, read_channels, ARRAY_LEN(read_channels), rep, v), 7);
 
     /* the device's own point first */
     assert_string_equal(v[0].pt->name, "lifecheck");
@@ -191,7 +203,7 @@ static void test_decode(void **state)
 
     /* a zone block that timed out: its points say so, the others still decode */
     rep->block_err[1] = ETIMEDOUT;
-    assert_int_equal(probe_decode(&p.prof, channels, 2, rep, v), 7);
+    assert_int_equal(probe_decode(&p.prof, read_channels, ARRAY_LEN(read_channels), rep, v), 7);
     assert_true(v[0].ok);
     assert_int_equal(v[1].read_err, ETIMEDOUT);
     assert_false(v[1].ok);
@@ -203,7 +215,7 @@ static void test_decode(void **state)
 
     /* a reply without the block a point needs: not read, not zero */
     rep->nblocks = 1;
-    assert_int_equal(probe_decode(&p.prof, channels, 2, rep, v), 7);
+    assert_int_equal(probe_decode(&p.prof, read_channels, ARRAY_LEN(read_channels), rep, v), 7);
     assert_int_equal(v[3].read_err, -1);
     assert_false(v[3].ok);
     free(rep);
@@ -262,15 +274,9 @@ static void test_read_json(void **state)
 {
     (void)state;
     struct panel p;
-    panel_init(&p);
-    struct bus_probe_req req = {0};
-    char err[256] = "";
-    int channels[] = {1, 3};
-    assert_int_equal(probe_plan(&p.prof, channels, 2, 8, &req, err, sizeof(err)), 0);
-    struct bus_probe_reply *rep = xcalloc(1, sizeof(*rep));
-    fill_reply(rep, &req);
+    struct bus_probe_reply *rep = panel_read(&p);
     struct probe_value v[7];
-    size_t n = probe_decode(&p.prof, channels, 2, rep, v);
+    size_t n = probe_decode(&p.prof, read_channels, ARRAY_LEN(read_channels), rep, v);
     char *text = probe_read_json("panel-b1", &p.prof, rep, v, n, 200);
     assert_non_null(text);
     cJSON *root = cJSON_Parse(text);
