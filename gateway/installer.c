@@ -380,6 +380,29 @@ static int may_open(const struct common *co, const struct cfg *cfg, const struct
     return 0;
 }
 
+/*
+ * Open bus b for co->prog once may_open allows it. Returns the link with
+ * *status 0, or NULL with *status the exit code, the reason printed.
+ */
+static struct bus_link *open_bus(const struct common *co, const struct cfg *cfg,
+                                 const struct cfg_bus *b, int *status)
+{
+    char endpoint[200], err[1024];
+    if (b->type == BUS_TCP)
+        snprintf(endpoint, sizeof(endpoint), strchr(b->host, ':') ? "[%s]:%d" : "%s:%d", b->host,
+                 b->port);
+    else
+        snprintf(endpoint, sizeof(endpoint), "%s", b->device);
+    if ((*status = may_open(co, cfg, b, endpoint)) != 0)
+        return NULL;
+    struct bus_link *link = bus_link_open(b, err, sizeof(err));
+    if (!link) {
+        fprintf(stderr, "firegw %s: bus %s: %s\n", co->prog, b->id, err);
+        *status = INSTALLER_EXIT_FAILED;
+    }
+    return link;
+}
+
 static const char *table_word(enum reg_table t)
 {
     return t == REG_INPUT ? "input" : "holding";
@@ -544,20 +567,9 @@ int installer_scan(int argc, char **argv)
         goto out;
     }
     int64_t timeout = co.timeout_ms ? co.timeout_ms : SCAN_DEFAULT_TIMEOUT_MS;
-    char endpoint[200], err[512];
-    if (b->type == BUS_TCP)
-        snprintf(endpoint, sizeof(endpoint), strchr(b->host, ':') ? "[%s]:%d" : "%s:%d", b->host,
-                 b->port);
-    else
-        snprintf(endpoint, sizeof(endpoint), "%s", b->device);
-    if ((status = may_open(&co, cfg, b, endpoint)) != 0)
+    char err[512];
+    if (!(link = open_bus(&co, cfg, b, &status)))
         goto out;
-    link = bus_link_open(b, err, sizeof(err));
-    if (!link) {
-        fprintf(stderr, "firegw scan: bus %s: %s\n", b->id, err);
-        status = INSTALLER_EXIT_FAILED;
-        goto out;
-    }
     if (!co.json)
         printf("Scanning bus %s (%s): unit ids %lld..%lld, asking %s register %u, %lld ms "
                "timeout\n",
@@ -577,6 +589,7 @@ int installer_scan(int argc, char **argv)
         if (!rep) {
             progress_clear(tty);
             fprintf(stderr, "firegw scan: %s\n", err);
+            status = INSTALLER_EXIT_FAILED;
             goto out;
         }
         if (!all)
@@ -855,19 +868,8 @@ int installer_probe(int argc, char **argv)
     req.unit = t->unit;
     req.timeout_ms = t->timeout_ms;
     req.retries = t->retries;
-    char endpoint[200];
-    if (t->bus->type == BUS_TCP)
-        snprintf(endpoint, sizeof(endpoint), "%s:%d", t->bus->host, t->bus->port);
-    else
-        snprintf(endpoint, sizeof(endpoint), "%s", t->bus->device);
-    if ((status = may_open(&co, cfg, t->bus, endpoint)) != 0)
+    if (!(link = open_bus(&co, cfg, t->bus, &status)))
         goto out;
-    link = bus_link_open(t->bus, err, sizeof(err));
-    if (!link) {
-        fprintf(stderr, "firegw probe: bus %s: %s\n", t->bus->id, err);
-        status = INSTALLER_EXIT_FAILED;
-        goto out;
-    }
     if (!co.json)
         printf("Probing %s: unit %d on bus %s (%s), profile %s (%s %s, %s)\n"
                "%lld ms timeout, %d %s per read\n",
@@ -879,6 +881,7 @@ int installer_probe(int argc, char **argv)
     rep = bus_link_run(link, &req, err, sizeof(err));
     if (!rep) {
         fprintf(stderr, "firegw probe: %s\n", err);
+        status = INSTALLER_EXIT_FAILED;
         goto out;
     }
     values = xcalloc(probe_value_count(t->prof, t->nchannels) + 1, sizeof(*values));
