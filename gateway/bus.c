@@ -105,6 +105,13 @@ void bus_msg_free(void *msg)
     free(m);
 }
 
+void bus_wake(struct queue *q)
+{
+    struct bus_msg *m = xcalloc(1, sizeof(*m));
+    m->type = BUS_MSG_WAKE;
+    queue_push(q, m);
+}
+
 /* snprintf for messages that may be cut short on purpose: a truncated reason beats none. */
 static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

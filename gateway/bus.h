@@ -21,6 +21,7 @@ enum bus_msg_type {
     BUS_MSG_SAMPLE,       /* a device answered: sample is set */
     BUS_MSG_DEVICE_STATE, /* a device went down (after fail_after failed polls) or came back */
     BUS_MSG_BUS_STATE,    /* the bus connection was lost or established */
+    BUS_MSG_WAKE,         /* nothing from a bus: wakes the main loop for work queued elsewhere */
 };
 
 struct bus_msg {
@@ -35,6 +36,8 @@ struct bus_msg {
 };
 
 void bus_msg_free(void *msg);
+/* Wake the main loop waiting on q (a BUS_MSG_WAKE message; it carries nothing). */
+void bus_wake(struct queue *q);
 
 struct bus_poller;
 

@@ -7,6 +7,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,10 @@ static void serve(int fd, control_fn fn, void *arg)
 void control_poll(struct control *c, control_fn fn, void *arg)
 {
     if (!c)
+        return;
+    /* accept4 sets up a socket before it finds nobody waiting; poll is cheaper. */
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) <= 0)
         return;
     for (int i = 0; i < MAX_PER_POLL; i++) {
         int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);

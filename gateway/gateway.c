@@ -119,6 +119,8 @@ static bool remap_msg(struct gateway *gw, struct bus_msg *m)
 
 static void handle_msg(struct gateway *gw, struct bus_msg *m)
 {
+    if (m->type == BUS_MSG_WAKE)
+        return;
     if (m->cfg && m->cfg != gw->cfg && !remap_msg(gw, m))
         return;
     gw->bus_seen[m->bus] = true;
@@ -137,6 +139,8 @@ static void handle_msg(struct gateway *gw, struct bus_msg *m)
     case BUS_MSG_BUS_STATE:
         gw->bus_up[m->bus] = m->up;
         engine_bus_state(gw->engine, m->bus, m->up, m->why, m->t, &gw->events);
+        break;
+    case BUS_MSG_WAKE:
         break;
     }
 }
@@ -543,6 +547,7 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
         gw->watchdog_ms = (int64_t)(wd_usec / 1000);
     gw->bus_seen = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(bool));
     gw->queue = queue_new();
+    web_set_waker(gw->web, gw->queue);
     gw->pollers = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(*gw->pollers));
     gw->poller_cfg = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(*gw->poller_cfg));
     for (size_t i = 0; i < gw->cfg->nbuses; i++) {
@@ -570,15 +575,11 @@ void gateway_step(struct gateway *gw, int wait_ms)
     delivery_inbound(gw);
     delivery_check_acks(gw, now.mono_ms);
     delivery_dispatch(gw);
-    /* A person at the console does not notice 50 ms; a busy loop would notice the syscalls. */
-    if (now.mono_ms >= gw->next_control) {
-        gw->next_control = now.mono_ms + 50;
-        control_poll(gw->control, on_control, gw);
-    }
+    control_poll(gw->control, on_control, gw);
     web_poll(gw->web, gw);
     if (now.mono_ms >= gw->next_prune) {
-        gw->next_prune = now.mono_ms + 1000;
-        evlog_prune(gw->evlog, now.wall_ms);
+        /* Again in a second while there is work, else every ten. */
+        gw->next_prune = now.mono_ms + (evlog_prune(gw->evlog, now.wall_ms) > 0 ? 1000 : 10000);
     }
     if (event_seq_reserve_ahead(&gw->seq) < 0)
         log_limited(&gw->seq_limit, now.mono_ms, LOG_LVL_ERR,

@@ -99,7 +99,6 @@ struct gateway {
     unsigned long store_ok;    /* ... and stored */
     bool states_dirty;         /* retained states may differ from what was published */
     int64_t next_states;       /* monotonic: states are compared at least this often */
-    int64_t next_control;      /* monotonic: when the control socket is looked at next */
 };
 
 /* Now on both clocks. */

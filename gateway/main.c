@@ -23,8 +23,13 @@
 
 #define MAX_OVERRIDES 64
 #define ERRBUF 16384
-/* Longest wait for new samples before the timers are looked at again. */
-#define LOOP_WAIT_MS 100
+/*
+ * Longest wait for new samples before the timers are looked at again. News
+ * from a bus and a web request wake the loop at once; what waits for the
+ * next turn are timers measured in seconds (no response, verification,
+ * acknowledgements, heartbeats), the console, and stop and reload signals.
+ */
+#define LOOP_WAIT_MS 250
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;

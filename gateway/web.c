@@ -12,6 +12,7 @@
  * 503. The main thread publishes the live state and each event under `mu` and
  * wakes the streams through `feed_cond`.
  */
+#include "bus.h"
 #include "web.h"
 
 #include <arpa/inet.h>
@@ -232,6 +233,9 @@ static void enqueue(struct web *w, struct job *j)
     *w->queue_tail = j;
     w->queue_tail = &j->next;
     w->queued++;
+    /* The main loop answers at once rather than at its next turn. */
+    if (w->waker)
+        bus_wake(w->waker);
 }
 
 static void unqueue(struct web *w, struct job *j)
@@ -1642,4 +1646,13 @@ void web_free(struct web *w)
     pthread_cond_destroy(&w->feed_cond);
     pthread_mutex_destroy(&w->mu);
     free(w);
+}
+
+void web_set_waker(struct web *w, struct queue *q)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->waker = q;
+    pthread_mutex_unlock(&w->mu);
 }

@@ -28,6 +28,8 @@ struct web;
 struct web *web_start(const struct cfg *cfg, const char *state_dir, char *err, size_t errlen);
 /* Stop: waiting requests are answered 503, streams end, threads are joined. NULL is fine. */
 void web_free(struct web *w);
+/* The main loop's queue, woken whenever a request waits for the main loop. */
+void web_set_waker(struct web *w, struct queue *q);
 
 /*
  * Main thread, every loop turn: run the queued requests (their events are

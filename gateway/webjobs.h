@@ -93,6 +93,7 @@ struct web {
     unsigned long records_dropped; /* event log records refused while the queue was full */
     char *state;                   /* the live state JSON; NULL until the first is made */
     uint64_t state_ver;
+    struct queue *waker;    /* the main loop's queue: a queued job wakes it (bus_wake) */
     int64_t last_read_mono; /* when a page last read the state (API or stream); under mu */
     char *ring[EVENT_RING];
     uint64_t ev_next; /* events published so far */
