@@ -1,9 +1,13 @@
 """Uplinks over TLS with a CA and client certificates the test makes, host name checks,
 wrong credentials, and failover between the nodes of a broker cluster."""
+import http.client
+import json
 import os
+import socket
+import ssl
 import subprocess
 
-from harness import BUILD, GatewayTestCase, free_port, wait_until
+from harness import BUILD, GatewayTestCase, free_port, port_open, wait_until
 
 PREFIX = "firegw/it-building"
 REPORT_S = 20
@@ -134,3 +138,60 @@ class Failover(GatewayTestCase):
         sim.cmd("set T-S1 value 3.0")
         w.wait_event(REPORT_S, kind="fire_alarm", detector__id="T-S1")
         self.assert_all_valid(w)
+
+
+
+class WebOverHttps(GatewayTestCase):
+    """The web UI with a configured certificate (web.https_cert, web.https_key)."""
+
+    def setUp(self):
+        super().setUp()
+        self.pki = os.path.join(self.workdir, "pki")
+        os.mkdir(self.pki)
+        make_pki(self.pki)
+
+    def p(self, name):
+        return os.path.join(self.pki, name)
+
+    def test_web_ui_over_https(self):
+        broker = self.start_broker()
+        port = free_port()
+        sets = self.small_site_sets(free_port(), broker.port) + [
+            f"web.listen=127.0.0.1:{port}", f"web.https_cert={self.p('server.crt')}",
+            f"web.https_key={self.p('server.key')}"]
+        self.start_sim(sets)
+        gw = self.start_gateway(sets)
+        gw.wait_control()
+        ctx = ssl.create_default_context(cafile=self.p("ca.crt"))
+
+        def call(method, path, body=None):
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers=headers)
+            r = conn.getresponse()
+            out = (r.status, r.getheader("Set-Cookie") or "", r.read())
+            conn.close()
+            return out
+
+        wait_until(lambda: port_open(port), 15, "the web UI's port")
+        status, _, body = call("GET", "/api/session")
+        self.assertEqual(status, 401)
+        self.assertTrue(json.loads(body)["first_run"])
+        status, cookie, _ = call("POST", "/api/setup", {"password": "a long admin secret"})
+        self.assertEqual(status, 200)
+        # Over HTTPS the session cookie is only ever sent back over HTTPS.
+        for flag in ("Secure", "HttpOnly", "SameSite=Strict"):
+            self.assertIn(flag, cookie)
+        # The certificate is the one configured, checked against its CA and host.
+        status, _, _ = call("GET", "/")
+        self.assertEqual(status, 200)
+        # Plain HTTP on the same port gets no page.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            s.settimeout(5)
+            try:
+                reply = s.recv(64)
+            except (socket.timeout, ConnectionResetError):
+                reply = b""
+        self.assertFalse(reply.startswith(b"HTTP/1."), reply)
