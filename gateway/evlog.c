@@ -1167,6 +1167,16 @@ static void put_csv(FILE *out, const char *v, bool last)
     fputc(last ? '\n' : ',', out);
 }
 
+/* The two leading columns of every CSV row: UTC time, and milliseconds since the epoch. */
+static void put_csv_time(FILE *out, int64_t ts_ms)
+{
+    char ts[40], num[32];
+    format_utc_ms(ts_ms, ts, sizeof(ts));
+    put_csv(out, ts, false);
+    snprintf(num, sizeof(num), "%" PRId64, ts_ms);
+    put_csv(out, num, false);
+}
+
 static void put_csv_num(FILE *out, bool has, double v)
 {
     char buf[40] = "";
@@ -1258,7 +1268,6 @@ static void print_event_json_columns(FILE *out, const struct evlog_event_row *r)
 static int print_event(void *arg, const struct evlog_event_row *r)
 {
     struct printer *p = arg;
-    char ts[40];
     char num[32] = "";
     switch (p->fmt) {
     case OUT_TEXT:
@@ -1274,10 +1283,7 @@ static int print_event(void *arg, const struct evlog_event_row *r)
         snprintf(num, sizeof(num), "%" PRIu64, r->seq);
         put_csv(p->out, num, false);
         put_csv(p->out, r->event_id, false);
-        format_utc_ms(r->ts_ms, ts, sizeof(ts));
-        put_csv(p->out, ts, false);
-        snprintf(num, sizeof(num), "%" PRId64, r->ts_ms);
-        put_csv(p->out, num, false);
+        put_csv_time(p->out, r->ts_ms);
         put_csv(p->out, r->kind, false);
         put_csv(p->out, r->test ? "1" : "0", false);
         put_csv(p->out, r->source, false);
@@ -1303,8 +1309,6 @@ static int print_event(void *arg, const struct evlog_event_row *r)
 static int print_command(void *arg, const struct evlog_command_row *r)
 {
     struct printer *p = arg;
-    char ts[40];
-    char num[32];
     cJSON *o;
     switch (p->fmt) {
     case OUT_TEXT:
@@ -1326,10 +1330,7 @@ static int print_command(void *arg, const struct evlog_command_row *r)
         put_json_line(p->out, o);
         break;
     case OUT_CSV:
-        format_utc_ms(r->ts_ms, ts, sizeof(ts));
-        put_csv(p->out, ts, false);
-        snprintf(num, sizeof(num), "%" PRId64, r->ts_ms);
-        put_csv(p->out, num, false);
+        put_csv_time(p->out, r->ts_ms);
         put_csv(p->out, r->origin, false);
         put_csv(p->out, r->command, false);
         put_csv(p->out, r->result, true);
@@ -1341,8 +1342,6 @@ static int print_command(void *arg, const struct evlog_command_row *r)
 static int print_delivery(void *arg, const struct evlog_delivery_row *r)
 {
     struct printer *p = arg;
-    char ts[40];
-    char num[32];
     cJSON *o;
     switch (p->fmt) {
     case OUT_TEXT:
@@ -1368,10 +1367,7 @@ static int print_delivery(void *arg, const struct evlog_delivery_row *r)
         put_json_line(p->out, o);
         break;
     case OUT_CSV:
-        format_utc_ms(r->ts_ms, ts, sizeof(ts));
-        put_csv(p->out, ts, false);
-        snprintf(num, sizeof(num), "%" PRId64, r->ts_ms);
-        put_csv(p->out, num, false);
+        put_csv_time(p->out, r->ts_ms);
         put_csv(p->out, r->event_id, false);
         put_csv(p->out, r->uplink, false);
         put_csv(p->out, r->outcome, false);
