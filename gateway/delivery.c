@@ -82,8 +82,14 @@ static void publish_detector_state(struct gateway *gw, size_t up, size_t det, in
         return;
     char *json = payload_detector_state(gw->cfg, det, st, now_wall);
     char *topic = xasprintf("detector/%s/state", gw->cfg->detectors[det].id);
-    /* Only sent while connected; a (re)connect sends every state again. */
-    if (uplink_publish_live(gw->uplinks[up], topic, json, 1, true) == 0) {
+    /*
+     * Only sent while connected, and at QoS 0: a (re)connect sends every state
+     * again, so a state lost with a dropped connection is replaced at once.
+     * QoS 1 stays for what must arrive (events), which keeps the number of
+     * QoS 1 messages Paho has on the wire when a broker goes away small
+     * (docs/mqtt-api.md, "Known library fault").
+     */
+    if (uplink_publish_live(gw->uplinks[up], topic, json, 0, true) == 0) {
         p->done = true;
         p->st = *st;
     }
@@ -489,7 +495,7 @@ void delivery_heartbeats(struct gateway *gw, int64_t now_mono)
             hb.interval_ms = gw->cfg->uplinks[i].heartbeat_ms;
             json = payload_heartbeat(gw->cfg, &hb);
         }
-        uplink_publish_live(gw->uplinks[i], "heartbeat", json, 1, false);
+        uplink_publish_live(gw->uplinks[i], "heartbeat", json, 0, false);
     }
     free(json);
 }

@@ -244,7 +244,9 @@ static void on_tracked_success(void *context, MQTTAsync_successData *resp)
 static void on_tracked_failure(void *context, MQTTAsync_failureData *resp)
 {
     on_publish_failure(context, resp);
-    if (resp)
+    /* Paho reports a write that failed on a broken socket with token 0: no
+     * message of ours; the reconnect sends again whatever is in flight. */
+    if (resp && resp->token != 0)
         report(context, resp->token, false);
 }
 
@@ -313,9 +315,10 @@ static void on_connected(void *context, char *cause)
     pthread_mutex_unlock(&u->lock);
     log_notice("uplink %s: connected to %s as %s", u->uc->id, u->uri, u->client_id);
     subscribe_all(u);
+    /* QoS 0 like the states: sent again on every connect. */
     char *status = payload_status(u->cfg, true, wall_ms(), u->started_wall);
     if (status) {
-        send_message(u, u->status_topic, status, 1, true);
+        send_message(u, u->status_topic, status, 0, true);
         free(status);
     }
 }

@@ -222,7 +222,12 @@ class Gateway:
         rc = self.proc.stop()
         if rc == 0:
             return None
-        return f"firegw exited with {rc}:\n" + "\n".join(self.proc.output().splitlines()[-40:])
+        lines = self.proc.output().splitlines()
+        # A sanitizer report is read from its start: the stacks that matter come first.
+        start = next((i for i, x in enumerate(lines) if ("Sanitizer" in x and "ERROR" in x) or
+                      "runtime error" in x), None)
+        shown = lines[start:start + 120] if start is not None else lines[-40:]
+        return f"firegw exited with {rc}:\n" + "\n".join(shown)
 
     def kill9(self):
         if self.proc:
