@@ -885,12 +885,15 @@ static int plan_device(struct bus_poller *p, size_t dev, struct device *d, char 
     const struct profile *prof = dc->profile;
     d->index = dev;
     d->cfg = dc;
-    d->dets = xcalloc(cfg->ndetectors, sizeof(*d->dets));
+    size_t count = 0;
+    for (size_t i = 0; i < cfg->ndetectors; i++)
+        count += cfg->detectors[i].device == dev;
+    if (count == 0)
+        return 0;
+    d->dets = xcalloc(count, sizeof(*d->dets));
     for (size_t i = 0; i < cfg->ndetectors; i++)
         if (cfg->detectors[i].device == dev)
             d->dets[d->ndets++] = i;
-    if (d->ndets == 0)
-        return 0;
 
     struct plan_span *spans = xcalloc(d->ndets * prof->npoints, sizeof(*spans));
     size_t n = 0;

@@ -64,18 +64,12 @@ struct doc {
     const char *eol; /* the file's own line ending, for lines it gains */
 };
 
-/* A growing string. */
-struct out {
-    char *p;
-    size_t len, cap;
-};
-
 /* The changes to make to a doc's lines. */
 struct plan {
     char **repl; /* per line (index n - 1): new content without line ending, or NULL */
     bool *drop;
     int after; /* insert ins after this line; 0: before the first; -1: nothing to insert */
-    struct out ins;
+    struct sbuf ins;
 };
 
 /* A key and value to write. */
@@ -104,30 +98,6 @@ static void reset(struct siteedit_result *res)
     res->message[0] = '\0';
     res->field[0] = '\0';
     res->version[0] = '\0';
-}
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    if (o->len + n + 1 > o->cap) {
-        o->cap = (o->len + n + 1) * 2;
-        o->p = xrealloc(o->p, o->cap);
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-}
-
-static void puts_out(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-/* The string built so far, "" when nothing was put; the caller owns it. */
-static char *out_take(struct out *o)
-{
-    char *s = o->p ? o->p : xstrdup("");
-    *o = (struct out){0};
-    return s;
 }
 
 static bool is_blank(char c)
@@ -240,31 +210,31 @@ static void plan_free(struct plan *p, const struct doc *d)
 }
 
 /* Insert text after line n; a line without a line ending gets one first. */
-static void insert_here(struct out *o, const struct doc *d, const struct plan *p)
+static void insert_here(struct sbuf *o, const struct doc *d, const struct plan *p)
 {
     if (o->len > 0 && o->p[o->len - 1] != '\n')
-        puts_out(o, d->eol);
-    put(o, p->ins.p ? p->ins.p : "", p->ins.len);
+        sb_str(o, d->eol);
+    sb_add(o, p->ins.p ? p->ins.p : "", p->ins.len);
 }
 
 /* The text with the plan carried out; lines it does not touch are copied as they are. */
 static char *render(const struct doc *d, const struct plan *p)
 {
-    struct out o = {0};
+    struct sbuf o = {0};
     if (p->after == 0)
         insert_here(&o, d, p);
     for (size_t i = 0; i < d->nlines; i++) {
         const struct line *l = &d->lines[i];
         if (p->repl[i]) {
-            puts_out(&o, p->repl[i]);
-            put(&o, d->text + l->off + l->len, l->next - l->off - l->len);
+            sb_str(&o, p->repl[i]);
+            sb_add(&o, d->text + l->off + l->len, l->next - l->off - l->len);
         } else if (!p->drop[i]) {
-            put(&o, d->text + l->off, l->next - l->off);
+            sb_add(&o, d->text + l->off, l->next - l->off);
         }
         if (p->after == (int)i + 1)
             insert_here(&o, d, p);
     }
-    return out_take(&o);
+    return sb_take(&o);
 }
 
 /* Where the value of a "key = value" line starts and ends (a quoted value with its quotes). */
@@ -307,15 +277,15 @@ static char *format_value(const char *v)
     bool quote = n == 0 || is_blank(v[0]) || is_blank(v[n - 1]) || v[0] == '"' || strchr(v, '#');
     if (!quote)
         return xstrdup(v);
-    struct out o = {0};
-    puts_out(&o, "\"");
+    struct sbuf o = {0};
+    sb_str(&o, "\"");
     for (const char *p = v; *p; p++) {
         if (*p == '"' || *p == '\\')
-            puts_out(&o, "\\");
-        put(&o, p, 1);
+            sb_str(&o, "\\");
+        sb_add(&o, p, 1);
     }
-    puts_out(&o, "\"");
-    return out_take(&o);
+    sb_str(&o, "\"");
+    return sb_take(&o);
 }
 
 /* Line n with its value replaced by value, its key, spacing and comment kept. */
@@ -326,15 +296,15 @@ static char *rewrite_key_line(const struct doc *d, int n, const char *value)
     size_t vs, ve;
     value_span(s, l->len, &vs, &ve);
     char *v = format_value(value);
-    struct out o = {0};
-    put(&o, s, vs);
+    struct sbuf o = {0};
+    sb_add(&o, s, vs);
     /* "key =" with nothing after it becomes "key = value", not "key =value". */
     if (vs == l->len && vs > 0 && s[vs - 1] == '=')
-        puts_out(&o, " ");
-    puts_out(&o, v);
-    put(&o, s + ve, l->len - ve);
+        sb_str(&o, " ");
+    sb_str(&o, v);
+    sb_add(&o, s + ve, l->len - ve);
     free(v);
-    return out_take(&o);
+    return sb_take(&o);
 }
 
 /* The header line n with its id replaced, its comment kept. */
@@ -355,11 +325,11 @@ static char *rewrite_header(const struct doc *d, int n, const char *id)
     size_t e = i;
     while (e < l->len && !is_blank(s[e]) && s[e] != ']')
         e++;
-    struct out o = {0};
-    put(&o, s, i);
-    puts_out(&o, id);
-    put(&o, s + e, l->len - e);
-    return out_take(&o);
+    struct sbuf o = {0};
+    sb_add(&o, s, i);
+    sb_str(&o, id);
+    sb_add(&o, s + e, l->len - e);
+    return sb_take(&o);
 }
 
 /* Text of a JSON value as a config value (malloc'd), or NULL with res set. */
@@ -494,14 +464,14 @@ static int check_id(const char *id, struct siteedit_result *res)
     return -1;
 }
 
-static void put_field_lines(struct out *o, const struct doc *d, const struct field *f, size_t n)
+static void put_field_lines(struct sbuf *o, const struct doc *d, const struct field *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char *v = format_value(f[i].value);
-        puts_out(o, f[i].key);
-        puts_out(o, " = ");
-        puts_out(o, v);
-        puts_out(o, d->eol);
+        sb_str(o, f[i].key);
+        sb_str(o, " = ");
+        sb_str(o, v);
+        sb_str(o, d->eol);
         free(v);
     }
 }
@@ -539,17 +509,17 @@ static char *op_add(const struct doc *d, const char *type, const char *id, const
     plan_init(&p, d);
     p.after = add_position(d, type);
     if (p.after > 0 && !line_blank(d, p.after))
-        puts_out(&p.ins, d->eol);
-    puts_out(&p.ins, "[");
-    puts_out(&p.ins, type);
-    puts_out(&p.ins, " ");
-    puts_out(&p.ins, id);
-    puts_out(&p.ins, "]");
-    puts_out(&p.ins, d->eol);
+        sb_str(&p.ins, d->eol);
+    sb_str(&p.ins, "[");
+    sb_str(&p.ins, type);
+    sb_str(&p.ins, " ");
+    sb_str(&p.ins, id);
+    sb_str(&p.ins, "]");
+    sb_str(&p.ins, d->eol);
     put_field_lines(&p.ins, d, f, n);
     /* Keep a blank line between it and whatever follows. */
     if ((size_t)p.after < d->nlines && !line_blank(d, p.after + 1))
-        puts_out(&p.ins, d->eol);
+        sb_str(&p.ins, d->eol);
     return finish(d, &p, f, n);
 }
 
@@ -601,13 +571,13 @@ static char *op_replace(const struct doc *d, const char *type, long s, const cha
 }
 
 /* Add "device \"x\" (line N)" to a list of users, counting those past USERS_NAMED. */
-static void add_user(struct out *o, size_t *count, const struct sect *s)
+static void add_user(struct sbuf *o, size_t *count, const struct sect *s)
 {
     if (*count < USERS_NAMED) {
         char buf[160];
         snprintf(buf, sizeof(buf), "%s%s \"%s\" (line %d)", *count ? ", " : "", s->type, s->id,
                  s->header);
-        puts_out(o, buf);
+        sb_str(o, buf);
     }
     (*count)++;
 }
@@ -616,7 +586,7 @@ static void add_user(struct out *o, size_t *count, const struct sect *s)
 static int check_unused(const struct doc *d, const char *type, const char *id,
                         struct siteedit_result *res)
 {
-    struct out users = {0};
+    struct sbuf users = {0};
     size_t count = 0;
     for (size_t i = 0; i < d->nsecs; i++) {
         const struct sect *s = &d->secs[i];

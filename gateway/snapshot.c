@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "gateway.h"
 #include "payload.h"
 #include "util.h"
@@ -133,208 +131,283 @@ bool snapshot_due(struct snapshot *s, const struct gateway *gw, int64_t now_mono
            (values_wanted && v != s->value_hash && now_mono - s->made_mono >= SNAPSHOT_VALUES_MS);
 }
 
-static void add_time(cJSON *o, const char *key, int64_t wall)
+/*
+ * The picture is written straight into one growing string, without a JSON
+ * tree: at 5,000 detectors a tree took several times the memory of the text
+ * it printed, on every rebuild.
+ */
+
+/* "key": at the start of a member; first tells whether a comma goes before. */
+static void key(struct sbuf *b, bool *first, const char *k)
+{
+    if (!*first)
+        sb_add(b, ",", 1);
+    *first = false;
+    sb_json_str(b, k);
+    sb_add(b, ":", 1);
+}
+
+static void put_str(struct sbuf *b, bool *first, const char *k, const char *v)
+{
+    key(b, first, k);
+    sb_json_str(b, v);
+}
+
+static void put_bool(struct sbuf *b, bool *first, const char *k, bool v)
+{
+    key(b, first, k);
+    sb_str(b, v ? "true" : "false");
+}
+
+static void put_int(struct sbuf *b, bool *first, const char *k, long long v)
+{
+    key(b, first, k);
+    sb_fmt(b, "%lld", v);
+}
+
+static void put_u64(struct sbuf *b, bool *first, const char *k, uint64_t v)
+{
+    key(b, first, k);
+    sb_fmt(b, "%llu", (unsigned long long)v);
+}
+
+static void put_time(struct sbuf *b, bool *first, const char *k, int64_t wall)
 {
     if (wall <= 0) {
-        cJSON_AddNullToObject(o, key);
+        put_str(b, first, k, NULL);
         return;
     }
     char buf[40];
     format_utc_ms(wall, buf, sizeof(buf));
-    cJSON_AddStringToObject(o, key, buf);
+    put_str(b, first, k, buf);
 }
 
-static void add_str(cJSON *o, const char *key, const char *s)
+/* An element of an array: a comma before all but the first. */
+static void next_item(struct sbuf *b, size_t i)
 {
-    if (s)
-        cJSON_AddStringToObject(o, key, s);
-    else
-        cJSON_AddNullToObject(o, key);
+    if (i > 0)
+        sb_add(b, ",", 1);
 }
 
-static void add_counts(cJSON *o, const struct area_status *a)
+static void put_counts(struct sbuf *b, bool *first, const struct area_status *a)
 {
-    cJSON_AddNumberToObject(o, "detectors", (double)a->detectors);
-    cJSON_AddNumberToObject(o, "fire_alarm", (double)a->fire_alarm);
-    cJSON_AddNumberToObject(o, "pre_alarm", (double)a->pre_alarm);
-    cJSON_AddNumberToObject(o, "pending", (double)a->pending);
-    cJSON_AddNumberToObject(o, "fault", (double)a->fault);
-    cJSON_AddNumberToObject(o, "disabled", (double)a->disabled);
-    cJSON_AddNumberToObject(o, "test", (double)a->test);
+    put_int(b, first, "detectors", (long long)a->detectors);
+    put_int(b, first, "fire_alarm", (long long)a->fire_alarm);
+    put_int(b, first, "pre_alarm", (long long)a->pre_alarm);
+    put_int(b, first, "pending", (long long)a->pending);
+    put_int(b, first, "fault", (long long)a->fault);
+    put_int(b, first, "disabled", (long long)a->disabled);
+    put_int(b, first, "test", (long long)a->test);
 }
 
-static void add_flags(cJSON *o, const struct area_status *a)
+static void put_flags(struct sbuf *b, bool *first, const struct area_status *a)
 {
-    cJSON_AddBoolToObject(o, "fire_confirmed", a->fire_confirmed);
-    cJSON_AddBoolToObject(o, "acknowledged", a->acknowledged);
-    cJSON_AddBoolToObject(o, "silenced", a->silenced);
-    cJSON_AddBoolToObject(o, "zone_disabled", a->zone_disabled);
-    cJSON_AddBoolToObject(o, "test_mode", a->zone_test_mode);
-    cJSON_AddBoolToObject(o, "verifying", a->verifying);
-    cJSON_AddBoolToObject(o, "pas_running", a->pas_running);
+    put_bool(b, first, "fire_confirmed", a->fire_confirmed);
+    put_bool(b, first, "acknowledged", a->acknowledged);
+    put_bool(b, first, "silenced", a->silenced);
+    put_bool(b, first, "zone_disabled", a->zone_disabled);
+    put_bool(b, first, "test_mode", a->zone_test_mode);
+    put_bool(b, first, "verifying", a->verifying);
+    put_bool(b, first, "pas_running", a->pas_running);
 }
 
-static cJSON *building(const struct gateway *gw)
+static void building(struct sbuf *b, const struct gateway *gw)
 {
     const struct cfg *cfg = gw->cfg;
     struct area_status a;
     engine_building(gw->engine, &a);
-    cJSON *b = cJSON_CreateObject();
-    add_str(b, "id", cfg->site.id);
-    add_str(b, "name", cfg->site.name);
-    add_str(b, "address", cfg->site.address);
-    add_str(b, "district", cfg->site.district);
-    add_str(b, "state", area_status_word(&a));
-    add_counts(cJSON_AddObjectToObject(b, "counts"), &a);
-    add_flags(b, &a);
-    return b;
+    bool first = true;
+    sb_add(b, "{", 1);
+    put_str(b, &first, "id", cfg->site.id);
+    put_str(b, &first, "name", cfg->site.name);
+    put_str(b, &first, "address", cfg->site.address);
+    put_str(b, &first, "district", cfg->site.district);
+    put_str(b, &first, "state", area_status_word(&a));
+    key(b, &first, "counts");
+    bool cfirst = true;
+    sb_add(b, "{", 1);
+    put_counts(b, &cfirst, &a);
+    sb_add(b, "}", 1);
+    put_flags(b, &first, &a);
+    sb_add(b, "}", 1);
 }
 
-static cJSON *zones(const struct gateway *gw)
+static void zones(struct sbuf *b, const struct gateway *gw)
 {
     const struct cfg *cfg = gw->cfg;
-    cJSON *list = cJSON_CreateArray();
+    sb_add(b, "[", 1);
+    size_t n = 0;
     for (size_t z = 0; z < cfg->nzones; z++) {
         struct area_status a;
         if (engine_zone(gw->engine, z, &a) < 0)
             continue;
-        cJSON *o = cJSON_CreateObject();
-        add_str(o, "id", cfg->zones[z].id);
-        add_str(o, "name", cfg->zones[z].name);
-        cJSON_AddNumberToObject(o, "floor", cfg->zones[z].floor);
-        add_str(o, "state", area_status_word(&a));
-        add_counts(o, &a);
-        add_flags(o, &a);
-        cJSON_AddItemToArray(list, o);
+        next_item(b, n++);
+        bool first = true;
+        sb_add(b, "{", 1);
+        put_str(b, &first, "id", cfg->zones[z].id);
+        put_str(b, &first, "name", cfg->zones[z].name);
+        put_int(b, &first, "floor", cfg->zones[z].floor);
+        put_str(b, &first, "state", area_status_word(&a));
+        put_counts(b, &first, &a);
+        put_flags(b, &first, &a);
+        sb_add(b, "}", 1);
     }
-    return list;
+    sb_add(b, "]", 1);
 }
 
-static cJSON *detectors(const struct gateway *gw)
+static void detectors(struct sbuf *b, const struct gateway *gw)
 {
     const struct cfg *cfg = gw->cfg;
-    cJSON *list = cJSON_CreateArray();
+    sb_add(b, "[", 1);
     for (size_t d = 0; d < cfg->ndetectors; d++) {
         const struct cfg_detector *cd = &cfg->detectors[d];
         const struct det_status *st = engine_detector(gw->engine, d);
-        cJSON *o = cJSON_CreateObject();
-        add_str(o, "id", cd->id);
-        add_str(o, "type", detector_type_name(cd->type));
-        cJSON_AddNumberToObject(o, "floor", cd->floor);
-        add_str(o, "zone", cfg->zones[cd->zone].id);
-        add_str(o, "location", cd->location ? cd->location : "");
-        add_str(o, "device", cfg->devices[cd->device].id);
+        next_item(b, d);
+        bool first = true;
+        sb_add(b, "{", 1);
+        put_str(b, &first, "id", cd->id);
+        put_str(b, &first, "type", detector_type_name(cd->type));
+        put_int(b, &first, "floor", cd->floor);
+        put_str(b, &first, "zone", cfg->zones[cd->zone].id);
+        put_str(b, &first, "location", cd->location ? cd->location : "");
+        put_str(b, &first, "device", cfg->devices[cd->device].id);
         /* Before its first answer a detector's state is unknown, not "normal". */
         bool known = gw->answered[d] || st->faults;
-        add_str(o, "state", known ? det_status_word(st) : "unknown");
+        put_str(b, &first, "state", known ? det_status_word(st) : "unknown");
+        key(b, &first, "value");
         if (st->has_value)
-            cJSON_AddNumberToObject(o, "value", st->value);
+            sb_json_num(b, st->value);
         else
-            cJSON_AddNullToObject(o, "value");
-        add_str(o, "unit", detector_unit(cd->type));
-        cJSON *faults = cJSON_AddArrayToObject(o, "faults");
+            sb_str(b, "null");
+        put_str(b, &first, "unit", detector_unit(cd->type));
+        key(b, &first, "faults");
+        sb_add(b, "[", 1);
+        size_t nf = 0;
         for (int f = 1; f < FAULT__COUNT; f++)
-            if (st->faults & (1u << f))
-                cJSON_AddItemToArray(faults, cJSON_CreateString(fault_code_name(f)));
-        cJSON_AddBoolToObject(o, "acknowledged", st->acknowledged);
-        cJSON_AddBoolToObject(o, "silenced", st->silenced);
-        cJSON_AddBoolToObject(o, "latched", st->latched);
-        cJSON_AddBoolToObject(o, "disabled", st->disabled);
-        cJSON_AddBoolToObject(o, "test_mode", st->test_mode);
-        cJSON_AddBoolToObject(o, "test_alarm", st->test_alarm);
-        cJSON_AddBoolToObject(o, "pending", st->pending);
-        add_time(o, "since", st->changed_wall);
-        cJSON_AddItemToArray(list, o);
+            if (st->faults & (1u << f)) {
+                next_item(b, nf++);
+                sb_json_str(b, fault_code_name(f));
+            }
+        sb_add(b, "]", 1);
+        put_bool(b, &first, "acknowledged", st->acknowledged);
+        put_bool(b, &first, "silenced", st->silenced);
+        put_bool(b, &first, "latched", st->latched);
+        put_bool(b, &first, "disabled", st->disabled);
+        put_bool(b, &first, "test_mode", st->test_mode);
+        put_bool(b, &first, "test_alarm", st->test_alarm);
+        put_bool(b, &first, "pending", st->pending);
+        put_time(b, &first, "since", st->changed_wall);
+        sb_add(b, "}", 1);
     }
-    return list;
+    sb_add(b, "]", 1);
 }
 
-static cJSON *buses_and_devices(const struct snapshot *s, const struct gateway *gw, cJSON **devices)
+static void buses(struct sbuf *b, const struct gateway *gw)
 {
     const struct cfg *cfg = gw->cfg;
-    cJSON *list = cJSON_CreateArray();
-    for (size_t b = 0; b < cfg->nbuses; b++) {
+    sb_add(b, "[", 1);
+    for (size_t i = 0; i < cfg->nbuses; i++) {
         struct bus_stats bs = {0};
-        if (gw->pollers && gw->pollers[b])
-            bus_get_stats(gw->pollers[b], &bs);
-        cJSON *o = cJSON_CreateObject();
-        add_str(o, "id", cfg->buses[b].id);
-        add_str(o, "type", cfg->buses[b].type == BUS_TCP ? "tcp" : "rtu");
-        cJSON_AddBoolToObject(o, "up", gw->bus_up[b]);
-        cJSON_AddNumberToObject(o, "polls_ok", (double)bs.polls_ok);
-        cJSON_AddNumberToObject(o, "polls_failed", (double)bs.polls_failed);
-        cJSON_AddItemToArray(list, o);
+        if (gw->pollers && gw->pollers[i])
+            bus_get_stats(gw->pollers[i], &bs);
+        next_item(b, i);
+        bool first = true;
+        sb_add(b, "{", 1);
+        put_str(b, &first, "id", cfg->buses[i].id);
+        put_str(b, &first, "type", cfg->buses[i].type == BUS_TCP ? "tcp" : "rtu");
+        put_bool(b, &first, "up", gw->bus_up[i]);
+        put_u64(b, &first, "polls_ok", (uint64_t)bs.polls_ok);
+        put_u64(b, &first, "polls_failed", (uint64_t)bs.polls_failed);
+        sb_add(b, "}", 1);
     }
-    *devices = cJSON_CreateArray();
+    sb_add(b, "]", 1);
+}
+
+static void devices(struct sbuf *b, const struct snapshot *s, const struct gateway *gw)
+{
+    const struct cfg *cfg = gw->cfg;
+    /* A device has answered when any of its detectors has: one pass over the detectors. */
+    bool *answered = xcalloc(cfg->ndevices ? cfg->ndevices : 1, sizeof(*answered));
+    for (size_t d = 0; d < cfg->ndetectors; d++)
+        if (gw->answered[d] && cfg->detectors[d].device < cfg->ndevices)
+            answered[cfg->detectors[d].device] = true;
+    sb_add(b, "[", 1);
     for (size_t i = 0; i < cfg->ndevices; i++) {
         const struct cfg_device *dv = &cfg->devices[i];
-        bool answered = false;
-        for (size_t d = 0; d < cfg->ndetectors && !answered; d++)
-            answered = cfg->detectors[d].device == i && gw->answered[d];
-        cJSON *o = cJSON_CreateObject();
-        add_str(o, "id", dv->id);
-        add_str(o, "bus", cfg->buses[dv->bus].id);
-        cJSON_AddNumberToObject(o, "unit", dv->unit);
-        add_str(o, "profile", dv->profile ? dv->profile->name : NULL);
-        cJSON_AddBoolToObject(o, "up", answered && down_index(s, dv->id) < 0);
-        cJSON_AddItemToArray(*devices, o);
+        next_item(b, i);
+        bool first = true;
+        sb_add(b, "{", 1);
+        put_str(b, &first, "id", dv->id);
+        put_str(b, &first, "bus", cfg->buses[dv->bus].id);
+        put_int(b, &first, "unit", dv->unit);
+        put_str(b, &first, "profile", dv->profile ? dv->profile->name : NULL);
+        put_bool(b, &first, "up", answered[i] && down_index(s, dv->id) < 0);
+        sb_add(b, "}", 1);
     }
-    return list;
+    sb_add(b, "]", 1);
+    free(answered);
 }
 
-static cJSON *uplinks(const struct gateway *gw, struct ev_time now)
+static void uplinks(struct sbuf *b, const struct gateway *gw, struct ev_time now)
 {
     const struct cfg *cfg = gw->cfg;
-    cJSON *list = cJSON_CreateArray();
+    sb_add(b, "[", 1);
     for (size_t u = 0; u < cfg->nuplinks; u++) {
-        cJSON *o = cJSON_CreateObject();
-        add_str(o, "id", cfg->uplinks[u].id);
-        cJSON_AddBoolToObject(o, "connected",
-                              gw->uplinks && gw->uplinks[u] && uplink_connected(gw->uplinks[u]));
-        cJSON *un = cJSON_AddArrayToObject(o, "unacknowledged");
+        next_item(b, u);
+        bool first = true;
+        sb_add(b, "{", 1);
+        put_str(b, &first, "id", cfg->uplinks[u].id);
+        put_bool(b, &first, "connected",
+                 gw->uplinks && gw->uplinks[u] && uplink_connected(gw->uplinks[u]));
+        key(b, &first, "unacknowledged");
+        sb_add(b, "[", 1);
         const struct acktrack *t = gw->acks ? gw->acks[u] : NULL;
         const struct ack_pending *p;
         for (size_t i = 0; t && (p = acktrack_get(t, i)) != NULL; i++) {
-            cJSON *a = cJSON_CreateObject();
-            add_str(a, "event_id", p->event_id);
-            char seq[24];
-            snprintf(seq, sizeof(seq), "%llu", (unsigned long long)p->seq);
-            cJSON_AddRawToObject(a, "seq", seq);
-            add_time(a, "since", now.wall_ms - (now.mono_ms - p->sent_mono));
-            cJSON_AddItemToArray(un, a);
+            next_item(b, i);
+            bool afirst = true;
+            sb_add(b, "{", 1);
+            put_str(b, &afirst, "event_id", p->event_id);
+            put_u64(b, &afirst, "seq", p->seq);
+            put_time(b, &afirst, "since", now.wall_ms - (now.mono_ms - p->sent_mono));
+            sb_add(b, "}", 1);
         }
-        cJSON_AddBoolToObject(o, "transmission_fault", gw->tx_fault && gw->tx_fault[u]);
-        cJSON_AddItemToArray(list, o);
+        sb_add(b, "]", 1);
+        put_bool(b, &first, "transmission_fault", gw->tx_fault && gw->tx_fault[u]);
+        sb_add(b, "}", 1);
     }
-    return list;
+    sb_add(b, "]", 1);
 }
 
 char *snapshot_json(struct snapshot *s, const struct gateway *gw, struct ev_time now)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddItemToObject(root, "building", building(gw));
-    cJSON_AddItemToObject(root, "zones", zones(gw));
-    cJSON_AddItemToObject(root, "detectors", detectors(gw));
-    cJSON *devices;
-    cJSON_AddItemToObject(root, "buses", buses_and_devices(s, gw, &devices));
-    cJSON_AddItemToObject(root, "devices", devices);
-    cJSON_AddItemToObject(root, "uplinks", uplinks(gw, now));
-    cJSON *g = cJSON_AddObjectToObject(root, "gateway");
-    add_str(g, "version", FIREGW_VERSION);
-    add_time(g, "started", gw->started_wall);
-    char seq[24];
-    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)gw->last_seq);
-    cJSON_AddRawToObject(root, "seq", seq);
-    add_time(root, "ts", now.wall_ms);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (!text) {
-        log_err("web: out of memory making the live state");
-        return NULL;
-    }
+    struct sbuf b = {0};
+    bool first = true;
+    sb_add(&b, "{", 1);
+    key(&b, &first, "building");
+    building(&b, gw);
+    key(&b, &first, "zones");
+    zones(&b, gw);
+    key(&b, &first, "detectors");
+    detectors(&b, gw);
+    key(&b, &first, "buses");
+    buses(&b, gw);
+    key(&b, &first, "devices");
+    devices(&b, s, gw);
+    key(&b, &first, "uplinks");
+    uplinks(&b, gw, now);
+    key(&b, &first, "gateway");
+    bool gfirst = true;
+    sb_add(&b, "{", 1);
+    put_str(&b, &gfirst, "version", FIREGW_VERSION);
+    put_time(&b, &gfirst, "started", gw->started_wall);
+    sb_add(&b, "}", 1);
+    put_u64(&b, &first, "seq", gw->last_seq);
+    put_time(&b, &first, "ts", now.wall_ms);
+    sb_add(&b, "}", 1);
     hashes(s, gw, &s->state_hash, &s->value_hash);
     s->made = true;
     s->made_mono = now.mono_ms;
     s->next_check = now.mono_ms + SNAPSHOT_CHECK_MS;
-    return text;
+    return sb_take(&b);
 }

@@ -253,3 +253,101 @@ void format_utc_ms(int64_t ms, char *buf, size_t len)
     snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
+
+/* Room for n more bytes and the terminator. */
+static void sb_reserve(struct sbuf *b, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+}
+
+void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+    sb_reserve(b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void sb_str(struct sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+void sb_fmt(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        sb_reserve(b, (size_t)n);
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+}
+
+char *sb_take(struct sbuf *b)
+{
+    char *s = b->p ? b->p : xstrdup("");
+    *b = (struct sbuf){0};
+    return s;
+}
+
+void sb_json_str(struct sbuf *b, const char *s)
+{
+    if (!s) {
+        sb_add(b, "null", 4);
+        return;
+    }
+    sb_add(b, "\"", 1);
+    const char *run = s;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x20 && *p != '"' && *p != '\\')
+            continue;
+        sb_add(b, run, (size_t)((const char *)p - run));
+        char esc[8];
+        switch (*p) {
+        case '"':
+            sb_add(b, "\\\"", 2);
+            break;
+        case '\\':
+            sb_add(b, "\\\\", 2);
+            break;
+        case '\n':
+            sb_add(b, "\\n", 2);
+            break;
+        case '\r':
+            sb_add(b, "\\r", 2);
+            break;
+        case '\t':
+            sb_add(b, "\\t", 2);
+            break;
+        default:
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            sb_add(b, esc, 6);
+        }
+        run = (const char *)p + 1;
+    }
+    sb_str(b, run);
+    sb_add(b, "\"", 1);
+}
+
+void sb_json_num(struct sbuf *b, double v)
+{
+    if (!isfinite(v)) {
+        sb_add(b, "null", 4);
+        return;
+    }
+    /* The shortest of 15 or 17 digits that reads back as the same double. */
+    char buf[40];
+    snprintf(buf, sizeof(buf), "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, sizeof(buf), "%.17g", v);
+    sb_str(b, buf);
+}

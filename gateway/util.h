@@ -42,6 +42,20 @@ size_t utf8_seq_len(const unsigned char *s, size_t avail);
  */
 char *utf8_repaired(const char *s);
 
+/* A growing string; a zeroed one is empty. p stays NUL-terminated once anything was added. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+void sb_add(struct sbuf *b, const char *s, size_t n);
+void sb_str(struct sbuf *b, const char *s);
+void sb_fmt(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The string built so far ("" when nothing was added), handed to the caller; b is empty again. */
+char *sb_take(struct sbuf *b);
+/* JSON values: s quoted and escaped (null for NULL); v as a number (null unless finite). */
+void sb_json_str(struct sbuf *b, const char *s);
+void sb_json_num(struct sbuf *b, double v);
+
 /* The MQTT 3.1.1 CONNACK refusal code 1..5 in words, or NULL for any other code. */
 const char *mqtt_connack_text(int code);
 

@@ -1,6 +1,7 @@
 /*
  * Unit tests for gateway/util.c: checked number, duration and boolean parsing
- * at their exact boundaries, and timestamp formatting.
+ * at their exact boundaries, timestamp formatting, and the growing string
+ * with its JSON writers (escapes, numbers that read back exactly).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +151,68 @@ static void test_utf8(void **state)
     free(fixed);
 }
 
+static void test_sbuf_grows_and_formats(void **state)
+{
+    (void)state;
+    struct sbuf b = {0};
+    char *empty = sb_take(&b);
+    assert_string_equal(empty, "");
+    free(empty);
+    for (int i = 0; i < 1000; i++)
+        sb_fmt(&b, "%d,", i);
+    sb_str(&b, "end");
+    /* Longer than any fixed buffer: nothing truncated. */
+    char big[2000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    sb_fmt(&b, "[%s]", big);
+    assert_int_equal(b.len, strlen(b.p));
+    assert_memory_equal(b.p, "0,1,2,", 6);
+    assert_non_null(strstr(b.p, ",999,end["));
+    assert_int_equal(b.p[b.len - 1], ']');
+    assert_int_equal(b.len, 3890 + 3 + 2 + 1999);
+    char *s = sb_take(&b);
+    assert_null(b.p);
+    assert_int_equal(b.len, 0);
+    free(s);
+}
+
+static void test_sb_json_str_escapes(void **state)
+{
+    (void)state;
+    struct sbuf b = {0};
+    sb_json_str(&b, "plain Tầng 1");
+    sb_add(&b, " ", 1);
+    sb_json_str(&b, "q\"b\\n\nr\rt\tc\x01\x1f.");
+    sb_add(&b, " ", 1);
+    sb_json_str(&b, NULL);
+    sb_add(&b, " ", 1);
+    sb_json_str(&b, "");
+    assert_string_equal(b.p,
+                        "\"plain Tầng 1\" \"q\\\"b\\\\n\\nr\\rt\\tc\\u0001\\u001f.\" null \"\"");
+    free(sb_take(&b));
+}
+
+static void test_sb_json_num_reads_back(void **state)
+{
+    (void)state;
+    const double values[] = {0, 1, -2.5, 3.0, 0.1, 1.0 / 3.0, 123456789012345.0, 1e-300, -0.0};
+    for (size_t i = 0; i < ARRAY_LEN(values); i++) {
+        struct sbuf b = {0};
+        sb_json_num(&b, values[i]);
+        assert_true(strtod(b.p, NULL) == values[i]);
+        free(sb_take(&b));
+    }
+    struct sbuf b = {0};
+    sb_json_num(&b, 3.0);
+    sb_add(&b, ",", 1);
+    sb_json_num(&b, NAN);
+    sb_add(&b, ",", 1);
+    sb_json_num(&b, INFINITY);
+    assert_string_equal(b.p, "3,null,null");
+    free(sb_take(&b));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +226,9 @@ int main(void)
         cmocka_unit_test(test_strlcpy_truncates_and_terminates),
         cmocka_unit_test(test_xasprintf),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_sbuf_grows_and_formats),
+        cmocka_unit_test(test_sb_json_str_escapes),
+        cmocka_unit_test(test_sb_json_num_reads_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
