@@ -751,6 +751,7 @@ static void drop_job(struct bus_poller *p, struct probe_job *j, int rc, const ch
     }
     pthread_mutex_unlock(&p->lock);
     finish_job(j, rc, why);
+    bus_wake(p->q); /* the main loop hands the answer over at once */
 }
 
 /* Sleep until deadline, a stop, or a submission after kicks was read. */

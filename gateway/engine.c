@@ -1120,6 +1120,11 @@ static int64_t zone_timers(struct engine *e, size_t zi, struct ev_time now, stru
     return next;
 }
 
+int64_t engine_next_due(const struct engine *e)
+{
+    return e ? e->next_due : NEVER;
+}
+
 void engine_tick(struct engine *e, struct ev_time now, struct evlist *out)
 {
     if (!e || !out || now.mono_ms < e->next_due)

@@ -93,6 +93,8 @@ void engine_bus_state(struct engine *e, size_t bus, bool up, const char *why, st
  * second; a call with nothing due costs a comparison.
  */
 void engine_tick(struct engine *e, struct ev_time now, struct evlist *out);
+/* No timer of the engine is due before this monotonic time (INT64_MAX: none armed). */
+int64_t engine_next_due(const struct engine *e);
 
 /*
  * Operator commands. Each returns 0 and appends its events, or -1 with the

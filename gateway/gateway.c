@@ -149,6 +149,7 @@ static void handle_msg(struct gateway *gw, struct bus_msg *m)
 static void on_control(void *arg, const char *line, const char *user, char *reply, size_t replylen)
 {
     struct gateway *gw = arg;
+    gw->control_used_mono = mono_ms();
     int rc =
         command_execute(gw->engine, gw->cfg, line, user, gw_now(), &gw->events, reply, replylen);
     if (strncmp(line, "status", 6) != 0) {
@@ -156,6 +157,12 @@ static void on_control(void *arg, const char *line, const char *user, char *repl
         evlog_add_command(gw->evlog, wall_ms(), user, line, rc == 0 ? "done" : reply);
     }
     delivery_dispatch(gw);
+}
+
+/* On a Paho thread: a receipt or an inbound message is waiting for the main loop. */
+static void wake_main(void *queue)
+{
+    bus_wake(queue);
 }
 
 /* Longest wait for every bus's first poll before telling systemd we are ready anyway. */
@@ -472,6 +479,8 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
     gw->bus_up = xcalloc(gw->cfg->nbuses, sizeof(bool));
     gw->next_heartbeat = xcalloc(gw->cfg->nuplinks, sizeof(int64_t));
 
+    /* The main loop's queue: samples from the pollers, and wake-ups from uplinks and web. */
+    gw->queue = queue_new();
     gw->uplink_cfg = gw->cfg;
     gw->uplinks = xcalloc(gw->cfg->nuplinks, sizeof(*gw->uplinks));
     /* The durable outbox: events survive a restart or a power cut while a broker is away. */
@@ -489,6 +498,7 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
     gw->tx_fault = xcalloc(gw->cfg->nuplinks, sizeof(bool));
     for (size_t i = 0; i < gw->cfg->nuplinks; i++) {
         gw->uplinks[i] = uplink_new(gw->cfg, i, gw->started_wall, err, sizeof(err));
+        uplink_set_wake(gw->uplinks[i], wake_main, gw->queue);
         if (gw->uplinks[i] && gw->cfg->uplinks[i].ack_timeout_ms > 0) {
             gw->acks[i] = acktrack_new(gw->cfg->uplinks[i].ack_timeout_ms);
             /* Alarms that waited for their acknowledgement before a restart wait again. */
@@ -546,7 +556,6 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
     if (sd_watchdog_enabled(0, &wd_usec) > 0)
         gw->watchdog_ms = (int64_t)(wd_usec / 1000);
     gw->bus_seen = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(bool));
-    gw->queue = queue_new();
     web_set_waker(gw->web, gw->queue);
     gw->pollers = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(*gw->pollers));
     gw->poller_cfg = xcalloc(gw->cfg->nbuses ? gw->cfg->nbuses : 1, sizeof(*gw->poller_cfg));
@@ -559,6 +568,28 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
         }
     }
     return 0;
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+int gateway_wait_ms(const struct gateway *gw, int idle_ms, int busy_ms, int64_t now_mono)
+{
+    /* Someone at the console: its requests are only looked at between waits. */
+    bool console = gw->control_used_mono && now_mono - gw->control_used_mono < CONSOLE_ACTIVE_MS;
+    int64_t until = now_mono + (console ? busy_ms : idle_ms);
+    until = earliest(until, engine_next_due(gw->engine));
+    until = earliest(until, gw->next_states);
+    until = earliest(until, gw->next_prune);
+    for (size_t i = 0; i < gw->cfg->nuplinks; i++)
+        until = earliest(until, gw->next_heartbeat[i]);
+    if (gw->watchdog_ms)
+        until = earliest(until, gw->next_watchdog);
+    if (!gw->ready)
+        until = earliest(until, now_mono + busy_ms);
+    return until <= now_mono ? 0 : (int)(until - now_mono);
 }
 
 void gateway_step(struct gateway *gw, int wait_ms)

@@ -24,12 +24,15 @@
 #define MAX_OVERRIDES 64
 #define ERRBUF 16384
 /*
- * Longest wait for new samples before the timers are looked at again. News
- * from a bus and a web request wake the loop at once; what waits for the
- * next turn are timers measured in seconds (no response, verification,
- * acknowledgements, heartbeats), the console, and stop and reload signals.
+ * Longest wait of the main loop. News from a bus, a receipt or message from
+ * a broker and a web request wake it at once, and it wakes for its next
+ * timer (gateway_wait_ms); what waits for the end of a wait are the console
+ * and stop and reload signals: up to LOOP_IDLE_MS, or LOOP_BUSY_MS while
+ * starting and for a while after a console request. Fewer turns of an idle
+ * loop are most of the daemon's own CPU time in a small building.
  */
-#define LOOP_WAIT_MS 250
+#define LOOP_IDLE_MS 1000
+#define LOOP_BUSY_MS 250
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -177,7 +180,7 @@ static int run(struct gateway *gw)
             sd_notifyf(0, "READY=1\nSTATUS=polling %zu buses, %zu detectors", gw->cfg->nbuses,
                        gw->cfg->ndetectors);
         }
-        gateway_step(gw, LOOP_WAIT_MS);
+        gateway_step(gw, gateway_wait_ms(gw, LOOP_IDLE_MS, LOOP_BUSY_MS, mono_ms()));
     }
     sd_notify(0, "STOPPING=1");
     return 0;

@@ -102,7 +102,9 @@ struct uplink {
         bool ok;
     } early[TRACK_MAX]; /* receipts that came before their token was recorded */
     size_t nearly;
-    struct queue *done_q; /* where tracked results go */
+    struct queue *done_q;    /* where tracked results go */
+    void (*wake)(void *arg); /* after a push to inbox or done_q; set before uplink_start */
+    void *wake_arg;
 };
 
 static const char *failure_text(const MQTTAsync_failureData *resp)
@@ -171,6 +173,8 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
         m->payload[msg->payloadlen] = '\0';
         m->len = (size_t)msg->payloadlen;
         queue_push(u->inbox, m);
+        if (u->wake)
+            u->wake(u->wake_arg);
     } else {
         log_warn("uplink %s: ignored a message of %d bytes on %.*s", u->uc->id, msg->payloadlen,
                  (int)tlen, topic);
@@ -210,6 +214,8 @@ static void push_done(struct uplink *u, int64_t tag, bool ok)
     d->tag = tag;
     d->ok = ok;
     queue_push(u->done_q, d);
+    if (u->wake)
+        u->wake(u->wake_arg);
 }
 
 /*
@@ -321,6 +327,9 @@ static void on_connected(void *context, char *cause)
         send_message(u, u->status_topic, status, 0, true);
         free(status);
     }
+    /* The backlog and the states go out now, not at the main loop's next turn. */
+    if (u->wake)
+        u->wake(u->wake_arg);
 }
 
 /* TLS problems (bad certificate, wrong host name) as the TLS library words them. */
@@ -554,6 +563,14 @@ int uplink_publish_tracked(struct uplink *u, const char *subtopic, const char *p
     pthread_mutex_unlock(&u->lock);
     free(topic);
     return rc == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
+void uplink_set_wake(struct uplink *u, void (*wake)(void *arg), void *arg)
+{
+    if (!u || u->started)
+        return;
+    u->wake = wake;
+    u->wake_arg = arg;
 }
 
 void uplink_untrack_all(struct uplink *u)

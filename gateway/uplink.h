@@ -73,6 +73,12 @@ struct uplink_done {
  */
 int uplink_publish_tracked(struct uplink *u, const char *subtopic, const char *payload, int64_t tag,
                            struct queue *done_q);
+/*
+ * wake(arg) is called on a Paho thread after a connect, and after a receipt
+ * or an inbound message was pushed to its queue, so the main loop handles it
+ * at once rather than at its next turn.
+ */
+void uplink_set_wake(struct uplink *u, void (*wake)(void *arg), void *arg);
 /* Forget every outstanding tracked message (they will be sent again from the outbox). */
 void uplink_untrack_all(struct uplink *u);
 
