@@ -323,7 +323,10 @@ struct ctx {
     bool dirs_bad;                 /* a profile_dir failed: missing profiles are its consequence */
     bool saw_detector, saw_uplink; /* headers written, even if rejected */
     struct sec *secs;
-    size_t nsecs;
+    size_t nsecs, secs_cap;
+    /* Open addressing over secs by type and id: index + 1, 0 empty; a power of two long. */
+    size_t *sec_slots;
+    size_t nslots;
     char **failed_profiles;
     size_t nfailed;
 };
@@ -547,23 +550,70 @@ static int convert(struct kv *kv, char *why, size_t whylen)
     return -1;
 }
 
-static struct sec *find_sec(struct ctx *c, const char *type, const char *name)
+/*
+ * Sections are found by type and id through a hash table, so a building of
+ * thousands of detectors loads in linear time. FNV-1a over "type\0id".
+ */
+static size_t sec_hash(const char *type, const char *name)
 {
-    for (size_t i = 0; i < c->nsecs; i++) {
-        struct sec *s = &c->secs[i];
-        if (strcmp(s->def->name, type) == 0 &&
-            (name ? s->name && strcmp(s->name, name) == 0 : !s->name))
-            return s;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = type;; p++) {
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+        if (!*p)
+            break;
     }
-    return NULL;
+    for (const char *p = name ? name : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    return (size_t)(h ^ (h >> 32));
 }
 
+static bool sec_is(const struct sec *s, const char *type, const char *name)
+{
+    return strcmp(s->def->name, type) == 0 &&
+           (name ? s->name && strcmp(s->name, name) == 0 : !s->name);
+}
+
+static struct sec *find_sec(struct ctx *c, const char *type, const char *name)
+{
+    if (!c->nslots)
+        return NULL;
+    for (size_t k = sec_hash(type, name) & (c->nslots - 1);; k = (k + 1) & (c->nslots - 1)) {
+        if (!c->sec_slots[k])
+            return NULL;
+        struct sec *s = &c->secs[c->sec_slots[k] - 1];
+        if (sec_is(s, type, name))
+            return s;
+    }
+}
+
+static void slot_in(struct ctx *c, size_t i)
+{
+    const struct sec *s = &c->secs[i];
+    size_t k = sec_hash(s->def->name, s->name) & (c->nslots - 1);
+    while (c->sec_slots[k])
+        k = (k + 1) & (c->nslots - 1);
+    c->sec_slots[k] = i + 1;
+}
+
+/* A new section; (def, name) must not be there yet (find_sec first). */
 static struct sec *add_sec(struct ctx *c, const struct section_def *def, const char *name, int line,
                            int src)
 {
-    c->secs = xrealloc(c->secs, (c->nsecs + 1) * sizeof(*c->secs));
+    if (c->nsecs == c->secs_cap) {
+        c->secs_cap = c->secs_cap ? 2 * c->secs_cap : 64;
+        c->secs = xrealloc(c->secs, c->secs_cap * sizeof(*c->secs));
+    }
     struct sec *s = &c->secs[c->nsecs++];
     *s = (struct sec){def, name ? xstrdup(name) : NULL, line, src, NULL, 0};
+    /* At most half full: grow and put every section in again. */
+    if (2 * c->nsecs > c->nslots) {
+        free(c->sec_slots);
+        c->nslots = c->nslots ? 2 * c->nslots : 128;
+        c->sec_slots = xcalloc(c->nslots, sizeof(*c->sec_slots));
+        for (size_t i = 0; i + 1 < c->nsecs; i++)
+            slot_in(c, i);
+    }
+    slot_in(c, c->nsecs - 1);
     return s;
 }
 
@@ -1324,14 +1374,17 @@ static void detector_thresholds(struct ctx *c, const struct cfg *cfg, const stru
 
 static void build_detectors(struct ctx *c, struct cfg *cfg, struct devinfo **info)
 {
-    bool *placed = NULL; /* detector's device and channel are valid */
+    /*
+     * Per device, per channel: index + 1 of the first detector placed there,
+     * 0 none. Devices named by a detector alone are added as they come.
+     */
+    size_t **owner = NULL;
+    size_t nowner = 0;
     for (size_t i = 0; i < c->nsecs; i++) {
         const struct sec *s = &c->secs[i];
         if (strcmp(s->def->name, "detector") != 0)
             continue;
         long dev = detector_device(c, cfg, info, s);
-        placed = xrealloc(placed, (cfg->ndetectors + 1) * sizeof(*placed));
-        placed[cfg->ndetectors] = false;
         cfg->detectors = xrealloc(cfg->detectors, (cfg->ndetectors + 1) * sizeof(*cfg->detectors));
         struct cfg_detector *d = &cfg->detectors[cfg->ndetectors++];
         *d = (struct cfg_detector){
@@ -1368,18 +1421,28 @@ static void build_detectors(struct ctx *c, struct cfg *cfg, struct devinfo **inf
                         d->channel, p->channels, p->channels == 1 ? "" : "s", p->name);
             continue;
         }
-        for (size_t j = 0; j + 1 < cfg->ndetectors; j++) {
-            const struct cfg_detector *o = &cfg->detectors[j];
-            if (placed[j] && o->device == (size_t)dev && o->channel == d->channel) {
+        if (d->channel >= 1 && d->channel <= p->channels) {
+            if ((size_t)dev >= nowner) {
+                owner = xrealloc(owner, cfg->ndevices * sizeof(*owner));
+                memset(owner + nowner, 0, (cfg->ndevices - nowner) * sizeof(*owner));
+                nowner = cfg->ndevices;
+            }
+            if (!owner[dev])
+                owner[dev] = xcalloc((size_t)p->channels + 1, sizeof(**owner));
+            size_t *first = &owner[dev][d->channel];
+            if (*first) {
+                const struct cfg_detector *o = &cfg->detectors[*first - 1];
                 sec_fail(c, s, "device \"%s\" channel %d is already detector \"%s\" (line %d)",
                          cfg->devices[dev].id, d->channel, o->id, o->line);
-                break;
+            } else {
+                *first = cfg->ndetectors;
             }
         }
-        placed[cfg->ndetectors - 1] = true;
         detector_thresholds(c, cfg, s, d, p);
     }
-    free(placed);
+    for (size_t i = 0; i < nowner; i++)
+        free(owner[i]);
+    free(owner);
 }
 
 /* Which events an uplink gets: kinds, zones, test events. */
@@ -1599,6 +1662,7 @@ static void ctx_free(struct ctx *c)
         free(c->secs[i].name);
     }
     free(c->secs);
+    free(c->sec_slots);
     for (size_t i = 0; i < c->nfailed; i++)
         free(c->failed_profiles[i]);
     free(c->failed_profiles);
