@@ -556,14 +556,9 @@ static int convert(struct kv *kv, char *why, size_t whylen)
  */
 static size_t sec_hash(const char *type, const char *name)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const char *p = type;; p++) {
-        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-        if (!*p)
-            break;
-    }
-    for (const char *p = name ? name : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    uint64_t h = fnv1a(FNV1A_INIT, type, strlen(type) + 1);
+    if (name)
+        h = fnv1a(h, name, strlen(name));
     return (size_t)(h ^ (h >> 32));
 }
 

@@ -63,14 +63,9 @@ void snapshot_observe(struct snapshot *s, const struct cfg *cfg, const struct ev
     }
 }
 
-/* FNV-1a, 64 bits: a change detector, not a security measure. */
 static void mix(uint64_t *h, const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        *h ^= p[i];
-        *h *= 0x100000001b3ULL;
-    }
+    *h = fnv1a(*h, data, len);
 }
 
 static void mix_bool(uint64_t *h, bool b)
@@ -83,7 +78,7 @@ static void hashes(const struct snapshot *s, const struct gateway *gw, uint64_t 
                    uint64_t *values)
 {
     const struct cfg *cfg = gw->cfg;
-    uint64_t h = 0xcbf29ce484222325ULL, v = 0xcbf29ce484222325ULL;
+    uint64_t h = FNV1A_INIT, v = FNV1A_INIT;
     mix(&h, &cfg, sizeof(cfg)); /* a reload is a change */
     mix(&h, &gw->last_seq, sizeof(gw->last_seq));
     for (size_t d = 0; d < cfg->ndetectors; d++) {

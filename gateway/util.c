@@ -351,3 +351,11 @@ void sb_json_num(struct sbuf *b, double v)
         snprintf(buf, sizeof(buf), "%.17g", v);
     sb_str(b, buf);
 }
+
+uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}

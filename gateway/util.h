@@ -56,6 +56,11 @@ char *sb_take(struct sbuf *b);
 void sb_json_str(struct sbuf *b, const char *s);
 void sb_json_num(struct sbuf *b, double v);
 
+/* FNV-1a, 64 bits, over len bytes, continuing from h (start with FNV1A_INIT). For change
+ * detection and hash tables, not for security. */
+#define FNV1A_INIT 0xcbf29ce484222325ULL
+uint64_t fnv1a(uint64_t h, const void *data, size_t len);
+
 /* The MQTT 3.1.1 CONNACK refusal code 1..5 in words, or NULL for any other code. */
 const char *mqtt_connack_text(int code);
 

@@ -796,6 +796,17 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_NO;
 }
 
+/* A from/to argument of the history: a time or an age. False when given and not one. */
+static bool time_arg(const char *v, int64_t now, int64_t *out, bool *given)
+{
+    if (!v || !*v)
+        return true;
+    if (evlog_parse_time(v, now, out) < 0)
+        return false;
+    *given = true;
+    return true;
+}
+
 static enum MHD_Result h_events(struct call *k)
 {
     struct MHD_Connection *c = k->c;
@@ -818,22 +829,19 @@ static enum MHD_Result h_events(struct call *k)
     if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0)
         return send_error(c, 400, "format", "format \"%.20s\" is not json or csv", format);
     bool csv = format && strcmp(format, "csv") == 0;
-    if (from && *from) {
-        if (evlog_parse_time(from, now, &f.since_ms) < 0)
-            return send_error(c, 400, "from",
-                              "from \"%.40s\" is not a time (2026-11-23T05:04:03Z, 2026-11-23) "
-                              "or an age (15min, 2h, 7d)",
-                              from);
-        f.has_since = true;
+    const char *bad = NULL, *value = NULL;
+    if (!time_arg(from, now, &f.since_ms, &f.has_since)) {
+        bad = "from";
+        value = from;
+    } else if (!time_arg(to, now, &f.until_ms, &f.has_until)) {
+        bad = "to";
+        value = to;
     }
-    if (to && *to) {
-        if (evlog_parse_time(to, now, &f.until_ms) < 0)
-            return send_error(c, 400, "to",
-                              "to \"%.40s\" is not a time (2026-11-23T05:04:03Z, 2026-11-23) "
-                              "or an age (15min, 2h, 7d)",
-                              to);
-        f.has_until = true;
-    }
+    if (bad)
+        return send_error(c, 400, bad,
+                          "%s \"%.40s\" is not a time (2026-11-23T05:04:03Z, 2026-11-23) or an "
+                          "age (15min, 2h, 7d)",
+                          bad, value);
     long long limit = EVENTS_LIMIT_DEFAULT;
     long long max = csv ? EVENTS_LIMIT_CSV : EVENTS_LIMIT_JSON;
     if (limit_s && parse_int(limit_s, 1, max, &limit) < 0)

@@ -386,6 +386,13 @@ class HttpApi(GatewayTestCase):
         self.assertGreater(doc["events"][0]["seq"], doc["events"][1]["seq"])
         self.assertEqual(manager.get("/api/events?kind=explosion")[0], 400)
         self.assertEqual(manager.get("/api/events?since=2h")[2]["field"], "since")
+        # from and to: a time or an age; anything else is named with its field.
+        self.assertEqual(manager.get("/api/events?from=2h&to=2026-11-23")[0], 200)
+        for arg, value in (("from", "yesterday"), ("to", "2026-13-45")):
+            status, _, doc = manager.get(f"/api/events?{arg}={value}")
+            self.assertEqual(status, 400, doc)
+            self.assertEqual(doc["field"], arg)
+            self.assertIn(f'{arg} "{value}" is not a time', doc["error"])
         status, resp, body = manager.get("/api/events?kind=fire_alarm,reset&format=csv")
         self.assertEqual(status, 200)
         self.assertIn("attachment", resp.getheader("Content-Disposition"))

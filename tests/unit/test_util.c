@@ -213,6 +213,16 @@ static void test_sb_json_num_reads_back(void **state)
     free(sb_take(&b));
 }
 
+static void test_fnv1a_known_values(void **state)
+{
+    (void)state;
+    /* The published FNV-1a 64 test vectors, and a hash continued over two pieces. */
+    assert_true(fnv1a(FNV1A_INIT, "", 0) == 0xcbf29ce484222325ULL);
+    assert_true(fnv1a(FNV1A_INIT, "a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_true(fnv1a(FNV1A_INIT, "foobar", 6) == 0x85944171f73967e8ULL);
+    assert_true(fnv1a(fnv1a(FNV1A_INIT, "foo", 3), "bar", 3) == fnv1a(FNV1A_INIT, "foobar", 6));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_sbuf_grows_and_formats),
         cmocka_unit_test(test_sb_json_str_escapes),
         cmocka_unit_test(test_sb_json_num_reads_back),
+        cmocka_unit_test(test_fnv1a_known_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
