@@ -41,7 +41,6 @@ import platform
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,8 @@ import paho.mqtt.client as mqtt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from harness import LOOPBACK, Process, free_port, port_open, wait_until  # noqa: E402
+from harness import (LOOPBACK, Process, control_request, free_port, port_open,  # noqa: E402
+                     wait_until)
 
 BENCH = os.path.join(ROOT, "bench")
 NR_DIR = os.path.join(BENCH, "node-red")
@@ -159,17 +159,7 @@ class Sim:
             raise RuntimeError("firegw-sim exited:\n" + self.proc.tail())
 
     def cmd(self, line):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(10)
-            s.connect(self.control)
-            s.sendall(line.encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                buf += chunk
-        reply = buf.decode().strip()
+        reply = control_request(self.control, line, timeout=10)
         if not reply or reply.startswith("error"):
             raise RuntimeError(f"simulator rejected {line!r}: {reply}")
         return reply

@@ -238,17 +238,7 @@ class Building:
             f.write("\n".join(out) + "\n")
 
     def sim_cmd(self, line, timeout=10):
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(self.control)
-            s.sendall(line.encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        reply = buf.decode(errors="replace").strip()
+        reply = harness.control_request(self.control, line, timeout)
         if reply != "ok":
             raise RuntimeError(f"{self.id}: the simulator answered {line!r} with {reply!r}")
 

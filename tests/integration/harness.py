@@ -124,6 +124,21 @@ class Broker:
             self.proc = None
 
 
+def control_request(path, line, timeout=5):
+    """Send one line to a Unix control socket (the simulator's); return its reply line."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(line.encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode(errors="replace").strip()
+
+
 class Simulator:
     def __init__(self, workdir, config, sets, scenario=None, extra=()):
         self.workdir = workdir
@@ -150,17 +165,7 @@ class Simulator:
 
     def cmd(self, line):
         """Send one control command; return the reply line. Fails the test on error."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(self.control)
-            s.sendall(line.encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        reply = buf.decode().strip()
+        reply = control_request(self.control, line)
         if reply.startswith("error"):
             raise AssertionError(f"simulator rejected {line!r}: {reply}")
         return reply

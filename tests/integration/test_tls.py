@@ -40,7 +40,9 @@ def make_pki(d):
     readable_by_broker(os.path.dirname(d), d, *(os.path.join(d, f) for f in os.listdir(d)))
 
 
-class Tls(GatewayTestCase):
+class PkiTestCase(GatewayTestCase):
+    """A test with its own certificate authority, broker, client and web certificates."""
+
     def setUp(self):
         super().setUp()
         self.pki = os.path.join(self.workdir, "pki")
@@ -49,6 +51,9 @@ class Tls(GatewayTestCase):
 
     def p(self, name):
         return os.path.join(self.pki, name)
+
+
+class Tls(PkiTestCase):
 
     def tls_broker(self, cert="server"):
         return self.start_broker(extra=(
@@ -141,17 +146,8 @@ class Failover(GatewayTestCase):
 
 
 
-class WebOverHttps(GatewayTestCase):
+class WebOverHttps(PkiTestCase):
     """The web UI with a configured certificate (web.https_cert, web.https_key)."""
-
-    def setUp(self):
-        super().setUp()
-        self.pki = os.path.join(self.workdir, "pki")
-        os.mkdir(self.pki)
-        make_pki(self.pki)
-
-    def p(self, name):
-        return os.path.join(self.pki, name)
 
     def test_web_ui_over_https(self):
         broker = self.start_broker()
