@@ -147,16 +147,7 @@ DEB_PKGS += libxml2-utils
 # Node.js and npm); the test tools never download a browser of their own.
 DEB_PKGS += chromium
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	  done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing missing Debian packages:" $$missing; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
-	    </dev/null; \
-	fi
+	@sh packaging/apt-missing.sh $(DEB_PKGS)
 
 test: deps
 	$(MAKE) --no-print-directory all unit-bins
@@ -360,16 +351,7 @@ CROSS_HOST_PKGS := qemu-user $(addprefix gcc-,$(CROSS_TRIPLETS))
 # fuzzers' clang run-time).
 CROSS_TARGET_PKGS = $(sort libc6-dev $(filter-out libclang-%,$(filter lib%-dev,$(DEB_PKGS))))
 cross-deps:
-	@missing=$$(for p in $(CROSS_HOST_PKGS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
-	  done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing missing Debian packages:" $$missing; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
-	    </dev/null || exit 1; \
-	fi; \
+	@sh packaging/apt-missing.sh $(CROSS_HOST_PKGS) || exit 1; \
 	want='$(CROSS_TARGET_PKGS)'; pids=; \
 	for t in $(CROSS_TRIPLETS); do \
 	  [ "$$(cat build/sysroot/$$t/.requested 2>/dev/null)" = "$$want" ] || \
