@@ -11,6 +11,7 @@ import datetime
 import glob
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -377,6 +378,24 @@ class HostFaults(FaultTestCase):
         os.unlink(filler)
         self.timely_alarm(sim, w, "R-H1", "set R-H1 value 75")
         w.wait_event(REPORT_S, kind="fault_restore", fault="storage")
+        self.assert_no_loss(w)
+
+    def test_file_size_limit(self):
+        """A file size limit reached (LimitFSIZE=, ulimit -f): writes fail with EFBIG, the
+        daemon lives on (it ignores SIGXFSZ, which would kill it), tells the centre and
+        recovers once the limit is lifted."""
+        broker, sim, gw, w = self.start_faulty_site()
+        soft, hard = resource.prlimit(gw.proc.pid, resource.RLIMIT_FSIZE)
+        # Every state file is past its first 4 KiB once the gateway runs: any growth fails.
+        resource.prlimit(gw.proc.pid, resource.RLIMIT_FSIZE, (4096, hard))
+        mark = w.mark()
+        self.timely_alarm(sim, w, "T-S1", "set T-S1 value 3.0")
+        fault = w.wait_event(REPORT_S, since=mark, kind="fault", fault="storage")
+        self.assertEqual(fault["source"], "gateway")
+        self.assertTrue(gw.proc.alive(), "the gateway died at its file size limit")
+        resource.prlimit(gw.proc.pid, resource.RLIMIT_FSIZE, (soft, hard))
+        self.timely_alarm(sim, w, "R-H1", "set R-H1 value 75")
+        w.wait_event(REPORT_S, since=mark, kind="fault_restore", fault="storage")
         self.assert_no_loss(w)
 
     def test_wall_clock_jumps(self):
