@@ -3,8 +3,9 @@
 #   make          build the gateway and the simulator
 #   make demo     run the gateway against the simulated building (installs what is missing)
 #   make test     unit tests, the same under ASan+UBSan, integration tests
-#   make bench    speed and size against Node-RED (docs/benchmarks.md; not part of make test)
+#   make bench    speed and size against Node-RED (docs/performance.md; not part of make test)
 #   make bench-district  500 gateways against one broker (docs/deployment.md; not in make test)
+#   make soak     30 minutes of fires and faults at a high poll rate (docs/performance.md)
 #   make install  install under PREFIX (default /usr/local) and DESTDIR; make uninstall
 #   make deb      Debian package in build/ (with CROSS: build/TRIPLET/, for that board)
 #   make test-cross  unit tests of the arm64 and armhf builds under qemu-user
@@ -230,6 +231,14 @@ bench: deps
 bench-district: deps
 	$(MAKE) --no-print-directory all
 	/usr/bin/python3 bench/district/run.py --build $(BUILD) $(DISTRICT_ARGS)
+
+# Accelerated soak (docs/performance.md): the example building polled every 100 ms for
+# 30 minutes with fires and faults injected; RSS and file descriptors must stay flat.
+# Options: SOAK_ARGS="--minutes 60".
+.PHONY: soak
+soak: deps
+	$(MAKE) --no-print-directory all
+	/usr/bin/python3 bench/soak/run.py --build $(BUILD) $(SOAK_ARGS)
 
 # Installing (docs/service.md). Programs, profiles, man pages and docs follow PREFIX;
 # the site config stays in /etc and the state in /var/lib, where the unit looks for them.
