@@ -184,6 +184,9 @@ FZX_remote := site
 FZ_LIBS_remote := -lcjson
 FZ_command := $(MOD_BASE) $(MOD_PARSE) engine command
 FZX_command := site
+FZ_http    := $(MOD_BASE) $(MOD_PARSE) engine command webreq webauth siteedit
+FZX_http   := site
+FZ_LIBS_http := -lcjson -lsodium
 fzobj = $(patsubst %,$(FUZZ_BUILD)/obj/gateway/%.o,$(1)) \
 	$(patsubst %,$(FUZZ_BUILD)/obj/fuzz/%.o,common $(2))
 

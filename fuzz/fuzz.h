@@ -8,6 +8,7 @@
 #ifndef FIREGW_FUZZ_H
 #define FIREGW_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,12 @@ const char *fuzz_root(void);
 const char *fuzz_write(const char *name, const uint8_t *data, size_t size);
 /* tests/integration/site-small.conf, loaded once; aborts if it does not load. */
 const struct cfg *fuzz_site(void);
+/*
+ * Whether a reply of command_execute is one of command.c's syntax errors,
+ * which a command line built from checked input (remote commands, the web
+ * UI's actions) must never meet; the engine may still refuse its target.
+ */
+bool fuzz_command_syntax_error(const char *reply);
 /* The input as a NUL-terminated string the caller frees (a NUL in it ends the string). */
 char *fuzz_text(const uint8_t *data, size_t size);
 

@@ -50,17 +50,6 @@ static void check_response(const char *json, const char *status)
     cJSON_Delete(o);
 }
 
-/* Syntax errors of command.c: an accepted remote command must never meet one. */
-static bool syntax_error(const char *reply)
-{
-    static const char *const starts[] = {"error: expected", "error: unknown command",
-                                         "error: unexpected words", "error: command longer"};
-    for (size_t i = 0; i < ARRAY_LEN(starts); i++)
-        if (strncmp(reply, starts[i], strlen(starts[i])) == 0)
-            return true;
-    return false;
-}
-
 static void handle(struct remote *r, struct engine *e, const struct cfg *site, const char *uplink,
                    unsigned mask, const uint8_t *msg, size_t len, int64_t now_wall,
                    struct remote_cmd *accepted, size_t *naccepted, char *reply)
@@ -100,8 +89,8 @@ static void handle(struct remote *r, struct engine *e, const struct cfg *site, c
     struct evlist out = {0};
     struct ev_time now = {1000 + now_wall - T0_WALL, now_wall};
     int done = command_execute(e, site, cmd.line, cmd.user, now, &out, reply, REPLY_LEN);
-    FUZZ_ASSERT(done == 0 || !syntax_error(reply), "accepted \"%s\", which the parser refuses: %s",
-                cmd.line, reply);
+    FUZZ_ASSERT(done == 0 || !fuzz_command_syntax_error(reply),
+                "accepted \"%s\", which the parser refuses: %s", cmd.line, reply);
     bool state = strcmp(cmd.line, "status") == 0;
     json = done == 0
                ? remote_response(site, cmd.id, "done", NULL, NULL, now_wall, state ? reply : NULL)

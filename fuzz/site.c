@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fuzz.h"
 #include "util.h"
@@ -35,4 +36,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_setup();
     fuzz_site();
     return 0;
+}
+
+bool fuzz_command_syntax_error(const char *reply)
+{
+    static const char *const starts[] = {"error: expected", "error: unknown command",
+                                         "error: unexpected words", "error: command longer"};
+    for (size_t i = 0; i < ARRAY_LEN(starts); i++)
+        if (strncmp(reply, starts[i], strlen(starts[i])) == 0)
+            return true;
+    return false;
 }
