@@ -330,18 +330,14 @@ class Soak:
             det = next(d for d in sorted(self.device_of) if self.device_of[d] == tcp_dev)
             expect = {"detector__id": det, "fault": "no_response"}
             avoid = ("tcp-b/", "panel")
-        elif kind == "garbage":
-            begin, end = f"reply {tcp_dev} garbage", f"reply {tcp_dev} normal"
-            expect = {"source": "device", "device__id": tcp_dev, "fault": "device_down"}
-            avoid = (tcp_dev,)
-        elif kind == "exception":
-            begin, end = "reply panel exception 4", "reply panel normal"
-            expect = {"source": "device", "device__id": "panel", "fault": "device_down"}
-            avoid = ("panel",)
-        elif kind == "crc":
-            begin, end = f"reply {rtu_dev} crc", f"reply {rtu_dev} normal"
-            expect = {"source": "device", "device__id": rtu_dev, "fault": "device_down"}
-            avoid = (rtu_dev,)
+        elif kind in ("garbage", "exception", "crc"):
+            # A device answering wrongly: garbage on TCP, exception 4 from the fire panel,
+            # a spoiled CRC on the RS-485 line.
+            dev, how = {"garbage": (tcp_dev, "garbage"), "exception": ("panel", "exception 4"),
+                        "crc": (rtu_dev, "crc")}[kind]
+            begin, end = f"reply {dev} {how}", f"reply {dev} normal"
+            expect = {"source": "device", "device__id": dev, "fault": "device_down"}
+            avoid = (dev,)
         elif kind == "unplug":
             begin, end = "unplug rs485-a", "plug rs485-a"
             expect = {"source": "bus", "bus__id": "rs485-a", "fault": "bus_down"}
