@@ -499,10 +499,13 @@ class Soak:
             rss = [s["rss_kb"] for s in steady]
             fds = [s["fds"] for s in steady]
             growth = (statistics.median(rss[-3:]) - statistics.median(rss[:3])) / 1024
+            half = steady[len(steady) // 2:]
+            late = (statistics.median(rss[-3:]) -
+                    statistics.median([s["rss_kb"] for s in half[:3]])) / 1024
             out.append((f"RSS flat after the warm-up (end - start <= {a.rss_growth_mib} MiB)",
                         f"{rss[0] / 1024:.1f} -> {rss[-1] / 1024:.1f} MiB "
                         f"(min {min(rss) / 1024:.1f}, max {max(rss) / 1024:.1f}; "
-                        f"{growth:+.2f} MiB; slope "
+                        f"{growth:+.2f} MiB, {late:+.2f} MiB over the second half; slope "
                         f"{slope_per_hour([(s['t'], s['rss_kb'] / 1024) for s in steady]):+.2f}"
                         " MiB/h)", growth <= a.rss_growth_mib))
             out.append((f"open file descriptors flat (range <= {a.fd_range})",
