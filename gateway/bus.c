@@ -7,13 +7,17 @@
  * a lost connection is reported once and re-established forever. Between
  * poll cycles the thread also runs probe requests (bus.h) on the same
  * connection; struct bus_link runs the same requests on a connection of its
- * own for the command line.
+ * own for the command line. On a TCP bus with max_in_flight > 1 a cycle keeps
+ * several requests in flight (poll_pipelined).
  */
 #include "bus.h"
 
 #include <errno.h>
 #include <math.h>
 #include <modbus.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,12 +25,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "codec.h"
 #include "log.h"
 #include "plan.h"
 #include "util.h"
+
+/* Where a device stands in a pipelined poll cycle (max_in_flight > 1). */
+enum pipe_state {
+    PIPE_IDLE,  /* not asked in this cycle (yet) */
+    PIPE_ASKED, /* its requests are out, not all answered yet */
+    PIPE_DONE,  /* every request answered and the sample posted */
+    PIPE_REDO,  /* to be polled one request at a time after the window */
+};
 
 struct device {
     size_t index; /* into cfg.devices */
@@ -45,6 +58,8 @@ struct device {
     bool has_last;
     bool last_lc_known;
     uint32_t last_lc;
+    enum pipe_state pipe;
+    size_t piped; /* requests answered in this pipelined cycle */
 };
 
 enum reported { REP_NONE, REP_DOWN, REP_UP };
@@ -72,7 +87,9 @@ struct bus_poller {
     int64_t reconnect_ms; /* next reconnect delay; reset only by a healthy poll cycle */
     int64_t reconnect_at; /* monotonic; no connect attempt before this */
     int silent_cycles;    /* TCP: consecutive cycles in which no asked device answered */
+    uint16_t tid;         /* transaction id of the next pipelined request */
     struct log_limit rl;
+    struct log_limit pipe_rl; /* pipelined cycles that fell back to one request at a time */
     struct device *devs;
     size_t ndevs;
 
@@ -294,6 +311,36 @@ static const char *table_name(enum reg_table t)
     return t == REG_INPUT ? "input" : "holding";
 }
 
+/* A reply the device garbled, or a late one to an earlier request: worth asking again. */
+static bool garbled(int e)
+{
+    return e == EMBBADCRC || e == EMBBADDATA || e == EMBBADSLAVE || e == EMBMDATA ||
+           e == EMBBADEXC || e == EMBUNKEXC;
+}
+
+/*
+ * After a reply that is not the answer to a request on TCP (a late one to an
+ * earlier request, or garbage), the answer may still be on its way: flushed at
+ * once, it would be read as the reply to the next request, found wrong too,
+ * and so on down the bus, every device failing. So whatever arrives until the
+ * answer's deadline is thrown away, as libmodbus's own protocol error recovery
+ * does (it sleeps a response timeout, then flushes).
+ */
+static void discard_until(struct bus_poller *p, int64_t deadline)
+{
+    int fd = modbus_get_socket(p->ctx);
+    modbus_flush(p->ctx);
+    for (int64_t left = deadline - mono_ms(); left > 0 && !stopping(p);
+         left = deadline - mono_ms()) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP};
+        if (poll(&pfd, 1, (int)min64(left, 100)) < 0 ||
+            (pfd.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)))
+            return; /* the next request finds out what became of the line */
+        if (pfd.revents & POLLIN)
+            modbus_flush(p->ctx);
+    }
+}
+
 /*
  * Run every request of d. 0 when all answered; -1 with why filled, and
  * *lost set when the failure was the line rather than the device.
@@ -310,7 +357,9 @@ static int read_device(struct bus_poller *p, struct device *d, bool *lost, char 
         while (!ok && t < tries) {
             t++;
             atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
-            set_timeout(p->ctx, dc->timeout_ms + wire_ms(p->b, r->count));
+            int64_t timeout = dc->timeout_ms + wire_ms(p->b, r->count);
+            int64_t deadline = mono_ms() + timeout;
+            set_timeout(p->ctx, timeout);
             int rc = r->table == REG_INPUT
                          ? modbus_read_input_registers(p->ctx, r->address, r->count, d->regs[i])
                          : modbus_read_registers(p->ctx, r->address, r->count, d->regs[i]);
@@ -326,7 +375,10 @@ static int read_device(struct bus_poller *p, struct device *d, bool *lost, char 
                 return -1;
             }
             /* A late reply to this request must not be taken as the answer to the next one. */
-            modbus_flush(p->ctx);
+            if (p->b->type == BUS_TCP && garbled(e))
+                discard_until(p, deadline);
+            else
+                modbus_flush(p->ctx);
             if (stopping(p))
                 break;
         }
@@ -491,7 +543,6 @@ static void device_failed(struct bus_poller *p, struct device *d, const char *wh
     post(p, BUS_MSG_DEVICE_STATE, d->index, false, why);
 }
 
-/* One pass over the bus's devices. */
 /*
  * A TCP connection can die without a word (a converter power-cycled, a cable
  * pulled): requests then only time out, on every device. After this many
@@ -500,28 +551,355 @@ static void device_failed(struct bus_poller *p, struct device *d, const char *wh
  */
 #define SILENT_CYCLES_RECONNECT 3
 
+static bool due(const struct device *d, int64_t now)
+{
+    return !d->skip_until || now >= d->skip_until;
+}
+
+/* Poll d one request at a time and report how it went. False when the line was lost. */
+static bool poll_device(struct bus_poller *p, struct device *d, size_t *answered)
+{
+    char why[200] = "";
+    bool lost = false;
+    if (read_device(p, d, &lost, why, sizeof(why)) == 0) {
+        (*answered)++;
+        device_ok(p, d);
+    } else if (lost) {
+        disconnect(p, why);
+        return false;
+    } else if (!stopping(p)) {
+        device_failed(p, d, why, mono_ms());
+    }
+    return true;
+}
+
+/*
+ * Pipelined polling, for TCP buses with max_in_flight > 1: the cycle's
+ * requests go out up to max_in_flight at a time, in device order, and the
+ * replies are read as they come, most of them already waiting in the socket
+ * buffer, so one wake-up serves many replies. A device whose reply is anything
+ * but its registers is polled again by read_device(), one request at a time,
+ * so its tries, messages and fault handling are exactly those of a bus
+ * without pipelining.
+ *
+ * Every request carries a transaction id of the poller's own, and a reply is
+ * taken only with the id, unit, function and size of the request at the head
+ * of the window (replies on one connection come in order). A reply with an id
+ * of no request in flight is a late one to a request given up on, and is
+ * dropped; any other mismatch, or no reply in time, ends the window: what is
+ * still on its way is let come and thrown away, and the rest of the cycle is
+ * polled one request at a time. libmodbus 3.1.6's modbus_send_raw_request()
+ * sends every request with transaction id 0, which cannot tell a late reply
+ * from the awaited one, so the MBAP header is written here and the requests
+ * go out on the context's socket, a batch in one send(); the replies are read
+ * with modbus_receive_confirmation().
+ */
+#define PIPE_ADU 12 /* MBAP header (7), function, address, count */
+
+struct inflight {
+    struct device *d;
+    size_t req; /* index into d->plan.requests */
+    uint16_t tid;
+};
+
+struct window {
+    struct inflight slot[BUS_MAX_IN_FLIGHT]; /* a ring: n requests from head, oldest first */
+    size_t head, n, cap;
+    size_t dev, req; /* the next request to send: request req of p->devs[dev] */
+    bool broken;     /* a reply went wrong: nothing more is sent in this cycle */
+};
+
+enum reply { REPLY_OK, REPLY_EXCEPTION, REPLY_WRONG, REPLY_LOST };
+
+static int read_function(enum reg_table t)
+{
+    return t == REG_INPUT ? MODBUS_FC_READ_INPUT_REGISTERS : MODBUS_FC_READ_HOLDING_REGISTERS;
+}
+
+static void put_u16(uint8_t *at, unsigned v)
+{
+    at[0] = (uint8_t)(v >> 8);
+    at[1] = (uint8_t)v;
+}
+
+static unsigned get_u16(const uint8_t *at)
+{
+    return (unsigned)at[0] << 8 | at[1];
+}
+
+/* The whole Modbus TCP request for r to unit, with transaction id tid. */
+static void put_request(uint8_t *out, uint16_t tid, int unit, const struct plan_request *r)
+{
+    put_u16(out, tid);
+    put_u16(out + 2, 0); /* protocol: Modbus */
+    put_u16(out + 4, PIPE_ADU - 6);
+    out[6] = (uint8_t)unit;
+    out[7] = (uint8_t)read_function(r->table);
+    put_u16(out + 8, r->address);
+    put_u16(out + 10, r->count);
+}
+
+/* Write len bytes to the bus's socket within timeout_ms. 0, or an errno value. */
+static int send_all(struct bus_poller *p, const uint8_t *buf, size_t len, int64_t timeout_ms)
+{
+    int fd = modbus_get_socket(p->ctx);
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return n == 0 ? EPIPE : errno;
+        /* libmodbus's socket does not block: wait until the kernel takes more */
+        int64_t left = deadline - mono_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+            return ETIMEDOUT;
+    }
+    return 0;
+}
+
+/*
+ * Top the window up to w->cap requests, in device order, skipping devices in
+ * their backoff and the rest of one to be polled again, and send them. 0, or
+ * -1 with why when they could not be sent: part of a request may have gone,
+ * so the connection is of no further use.
+ */
+static int fill_window(struct bus_poller *p, struct window *w, size_t *asked, char *why,
+                       size_t whylen)
+{
+    uint8_t buf[BUS_MAX_IN_FLIGHT * PIPE_ADU];
+    size_t len = 0;
+    int64_t now = mono_ms(), timeout = 0;
+    int unit = -1;
+    while (w->n < w->cap && w->dev < p->ndevs) {
+        struct device *d = &p->devs[w->dev];
+        if (w->req == 0 && d->pipe == PIPE_IDLE) {
+            if (!due(d, now)) {
+                w->dev++;
+                continue;
+            }
+            d->pipe = PIPE_ASKED;
+            d->piped = 0;
+            (*asked)++;
+        }
+        if (d->pipe != PIPE_ASKED || w->req >= d->plan.count) {
+            w->dev++;
+            w->req = 0;
+            continue;
+        }
+        struct inflight *f = &w->slot[(w->head + w->n++) % BUS_MAX_IN_FLIGHT];
+        *f = (struct inflight){d, w->req++, p->tid++};
+        put_request(buf + len, f->tid, d->cfg->unit, &d->plan.requests[f->req]);
+        len += PIPE_ADU;
+        timeout = max64(timeout, d->cfg->timeout_ms);
+        if (unit < 0)
+            unit = d->cfg->unit;
+        atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
+    }
+    int e = len ? send_all(p, buf, len, timeout) : 0;
+    if (e == 0) {
+        /*
+         * Acknowledge the replies at once rather than after Linux's delayed-ACK
+         * timer (40 ms): a server whose TCP holds small segments until the last
+         * one is acknowledged (Nagle's algorithm, on unless the server turns it
+         * off; firegw-sim leaves it on) would otherwise send the second reply of
+         * every batch 40 ms late. Sending puts the socket back into delayed
+         * ACKs, so this follows each batch.
+         */
+        int one = 1;
+        if (len)
+            setsockopt(modbus_get_socket(p->ctx), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+        return 0;
+    }
+    if (link_error(p->b, e))
+        say(why, whylen, "connection to %s lost while reading unit %d: %s", p->endpoint, unit,
+            modbus_strerror(e));
+    else
+        say(why, whylen, "cannot send requests to %s (units from %d on): %s", p->endpoint, unit,
+            modbus_strerror(e));
+    return -1;
+}
+
+static bool in_window(const struct window *w, unsigned tid)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (w->slot[(w->head + i) % BUS_MAX_IN_FLIGHT].tid == tid)
+            return true;
+    return false;
+}
+
+/*
+ * The next reply that may be the window's, into rsp, within timeout_ms. One
+ * whose transaction id is none of the window's is a late answer to a request
+ * given up on before (or garbage) and is dropped. Its length, or -1 with errno.
+ */
+static int receive_reply(struct bus_poller *p, const struct window *w, int64_t timeout_ms,
+                         uint8_t *rsp)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        set_timeout(p->ctx, timeout_ms);
+        int len = modbus_receive_confirmation(p->ctx, rsp);
+        if (len < 2 || in_window(w, get_u16(rsp)))
+            return len;
+        log_debug("bus %s: dropped a reply with transaction id %u, which no request in flight has",
+                  p->b->id, get_u16(rsp));
+        timeout_ms = deadline - mono_ms();
+        if (timeout_ms <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+}
+
+/*
+ * Read the reply to the oldest request in window w into its device's
+ * registers. REPLY_EXCEPTION: the device refused (the stream is still in
+ * step); REPLY_WRONG: no reply in time, or one that is not that request's
+ * (out of order, garbled); REPLY_LOST: the line failed. *e is the errno value
+ * libmodbus would have given.
+ */
+static enum reply read_reply(struct bus_poller *p, const struct window *w, int *e)
+{
+    const struct inflight *f = &w->slot[w->head];
+    const struct device *d = f->d;
+    const struct plan_request *r = &d->plan.requests[f->req];
+    uint8_t rsp[MODBUS_TCP_MAX_ADU_LENGTH];
+    /* From the previous reply: a TCP/RS-485 gateway answers queued requests in turn. */
+    int len = receive_reply(p, w, d->cfg->timeout_ms + wire_ms(p->b, r->count), rsp);
+    if (len < 0) {
+        *e = errno;
+        return link_error(p->b, *e) ? REPLY_LOST : REPLY_WRONG;
+    }
+    *e = EMBBADDATA;
+    int fc = read_function(r->table);
+    unsigned bytes = 2u * r->count;
+    if (len < 9 || get_u16(rsp) != f->tid || get_u16(rsp + 2) != 0 ||
+        rsp[6] != (uint8_t)d->cfg->unit)
+        return REPLY_WRONG;
+    if (rsp[7] == (fc | 0x80)) {
+        if (len != 9 || get_u16(rsp + 4) != 3)
+            return REPLY_WRONG;
+        *e = rsp[8] > 0 && rsp[8] < MODBUS_EXCEPTION_MAX ? MODBUS_ENOBASE + rsp[8] : EMBBADEXC;
+        return REPLY_EXCEPTION;
+    }
+    if (rsp[7] != fc || rsp[8] != bytes || (unsigned)len != 9 + bytes ||
+        get_u16(rsp + 4) != 3 + bytes)
+        return REPLY_WRONG;
+    for (unsigned i = 0; i < r->count; i++)
+        d->regs[f->req][i] = (uint16_t)get_u16(rsp + 9 + 2 * i);
+    return REPLY_OK;
+}
+
+/*
+ * Give up on the window after a reply went wrong: what is still on its way
+ * may come late, or never. Drop what has arrived, and hand every device asked
+ * and not done to the one-at-a-time pass; the devices not asked yet go there
+ * too, where libmodbus's own transaction ids keep late replies out.
+ */
+static void abandon_window(struct bus_poller *p, struct window *w, const struct inflight *f, int e)
+{
+    log_limited(&p->pipe_rl, mono_ms(), LOG_LVL_INFO,
+                "bus %s: pipelined reply from unit %d (device %s) did not come or does not fit "
+                "its request (%s); polling the rest of this cycle one request at a time",
+                p->b->id, f->d->cfg->unit, f->d->cfg->id, modbus_strerror(e));
+    /* The replies still on their way would each cost a device a try: let them come. */
+    int64_t timeout = f->d->cfg->timeout_ms;
+    for (size_t i = 0; i < w->n; i++)
+        timeout = max64(timeout, w->slot[(w->head + i) % BUS_MAX_IN_FLIGHT].d->cfg->timeout_ms);
+    if (e == ETIMEDOUT && w->n == 0)
+        modbus_flush(p->ctx);
+    else
+        discard_until(p, mono_ms() + timeout);
+    for (size_t i = 0; i < p->ndevs; i++)
+        if (p->devs[i].pipe == PIPE_ASKED)
+            p->devs[i].pipe = PIPE_REDO;
+    w->n = 0;
+    w->broken = true;
+}
+
+/* One pipelined pass over the bus's devices. False when the line was lost. */
+static bool poll_pipelined(struct bus_poller *p, size_t *asked, size_t *answered)
+{
+    struct window w = {.cap = (size_t)p->b->max_in_flight};
+    if (w.cap > BUS_MAX_IN_FLIGHT)
+        w.cap = BUS_MAX_IN_FLIGHT;
+    for (size_t i = 0; i < p->ndevs; i++)
+        p->devs[i].pipe = PIPE_IDLE;
+    char why[200];
+    /* Refilled when half empty: one send() per batch, and replies still waiting meanwhile. */
+    while (!stopping(p)) {
+        if (!w.broken && w.n <= w.cap / 2 && fill_window(p, &w, asked, why, sizeof(why)) < 0) {
+            disconnect(p, why);
+            return false;
+        }
+        if (w.n == 0)
+            break;
+        int e = 0;
+        enum reply rc = read_reply(p, &w, &e);
+        struct inflight f = w.slot[w.head];
+        struct device *d = f.d;
+        w.head = (w.head + 1) % BUS_MAX_IN_FLIGHT;
+        w.n--;
+        switch (rc) {
+        case REPLY_OK:
+            if (d->pipe == PIPE_ASKED && ++d->piped == d->plan.count) {
+                d->pipe = PIPE_DONE;
+                (*answered)++;
+                device_ok(p, d);
+            }
+            break;
+        case REPLY_EXCEPTION:
+            log_debug("bus %s: unit %d refused a pipelined read (%s); asking again one request "
+                      "at a time",
+                      p->b->id, d->cfg->unit, modbus_strerror(e));
+            d->pipe = PIPE_REDO;
+            break;
+        case REPLY_WRONG:
+            abandon_window(p, &w, &f, e);
+            break;
+        case REPLY_LOST:
+            say(why, sizeof(why), "connection to %s lost while reading unit %d: %s", p->endpoint,
+                d->cfg->unit, modbus_strerror(e));
+            disconnect(p, why);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < p->ndevs && !stopping(p); i++) {
+        struct device *d = &p->devs[i];
+        if (d->pipe == PIPE_DONE || (d->pipe == PIPE_IDLE && !due(d, mono_ms())))
+            continue;
+        if (d->pipe == PIPE_IDLE)
+            (*asked)++;
+        if (!poll_device(p, d, answered))
+            return false;
+    }
+    return true;
+}
+
+/* One pass over the bus's devices. */
 static void poll_cycle(struct bus_poller *p)
 {
     size_t asked = 0, answered = 0;
-    for (size_t i = 0; i < p->ndevs && !stopping(p); i++) {
-        struct device *d = &p->devs[i];
-        int64_t now = mono_ms();
-        if (d->skip_until && now < d->skip_until)
-            continue;
-        char why[200] = "";
-        bool lost = false;
-        asked++;
-        if (read_device(p, d, &lost, why, sizeof(why)) == 0) {
-            answered++;
-            device_ok(p, d);
-        } else if (lost) {
-            disconnect(p, why);
-            return;
-        } else if (!stopping(p)) {
-            device_failed(p, d, why, mono_ms());
+    bool connected = true;
+    if (p->b->type == BUS_TCP && p->b->max_in_flight > 1) {
+        connected = poll_pipelined(p, &asked, &answered);
+    } else {
+        for (size_t i = 0; i < p->ndevs && connected && !stopping(p); i++) {
+            struct device *d = &p->devs[i];
+            if (!due(d, mono_ms()))
+                continue;
+            asked++;
+            connected = poll_device(p, d, &answered);
         }
     }
-    if (p->b->type != BUS_TCP || asked == 0 || stopping(p))
+    if (!connected || p->b->type != BUS_TCP || asked == 0 || stopping(p))
         return;
     p->silent_cycles = answered ? 0 : p->silent_cycles + 1;
     if (p->silent_cycles >= SILENT_CYCLES_RECONNECT) {
@@ -546,13 +924,6 @@ bool bus_unit_valid(const struct cfg_bus *b, int unit)
     if (b->type == BUS_RTU)
         return unit >= 1 && unit <= 247;
     return (unit >= 0 && unit <= 247) || unit == 255;
-}
-
-/* A reply the device garbled, or a late one to an earlier request: worth asking again. */
-static bool garbled(int e)
-{
-    return e == EMBBADCRC || e == EMBBADDATA || e == EMBBADSLAVE || e == EMBMDATA ||
-           e == EMBBADEXC || e == EMBUNKEXC;
 }
 
 static bool is_exception(int e)
@@ -956,6 +1327,8 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
     p->q = q;
     p->reported = REP_NONE;
     p->reconnect_ms = p->b->reconnect_min_ms;
+    /* Far from libmodbus's own ids (from 1), which its one-at-a-time reads use. */
+    p->tid = 0x8000;
     atomic_init(&p->stop, false);
     atomic_init(&p->up, false);
     atomic_init(&p->polls_ok, 0);
@@ -988,12 +1361,18 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
      * poll interval, a connect, and a cycle in which every request of every
      * device times out on every try (with a flush after each), plus margin.
      */
-    int64_t cycle = 0;
-    for (size_t i = 0; i < p->ndevs; i++)
+    int64_t cycle = 0, longest = 0;
+    for (size_t i = 0; i < p->ndevs; i++) {
+        longest = max64(longest, p->devs[i].cfg->timeout_ms);
         for (size_t r = 0; r < p->devs[i].plan.count; r++)
             cycle +=
                 (p->devs[i].cfg->timeout_ms + wire_ms(p->b, p->devs[i].plan.requests[r].count)) *
                 (1 + p->devs[i].cfg->retries) * 2;
+    }
+    /* A pipelined cycle waits for a reply and for the rest of its window at most once more,
+     * before it goes on one request at a time. */
+    if (p->b->max_in_flight > 1)
+        cycle += 2 * longest;
     p->stall_limit_ms =
         max64(p->b->reconnect_max_ms, p->b->poll_interval_ms) + p->b->timeout_ms + cycle + 10000;
     atomic_store(&p->alive_mono, mono_ms());

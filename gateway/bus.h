@@ -1,9 +1,11 @@
 /*
  * Bus pollers: one thread per configured bus (an RS-485 line or a Modbus TCP
  * endpoint), so a dead or slow bus never delays another. Devices on a bus share
- * its one connection and are polled in turn. A failing device is retried, then
- * reported down and skipped with an exponential backoff; a failing bus
- * reconnects forever with backoff. Results go to the queue as struct bus_msg.
+ * its one connection and are polled in turn (on TCP, with up to the bus's
+ * max_in_flight requests sent before their replies are read). A failing
+ * device is retried, then reported down and skipped with an exponential
+ * backoff; a failing bus reconnects forever with backoff. Results go to the
+ * queue as struct bus_msg.
  */
 #ifndef FIREGW_BUS_H
 #define FIREGW_BUS_H

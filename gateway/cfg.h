@@ -24,6 +24,9 @@
 
 enum bus_type { BUS_TCP, BUS_RTU };
 
+/* The most Modbus TCP requests a poller keeps outstanding on one connection (max_in_flight). */
+#define BUS_MAX_IN_FLIGHT 32
+
 struct cfg_site {
     char *id; /* building id, [A-Za-z0-9_-]{1,64}; used in MQTT topics */
     char *name;
@@ -81,6 +84,7 @@ struct cfg_bus {
     int64_t reconnect_min_ms; /* bus reconnect backoff; default 1 s */
     int64_t reconnect_max_ms; /* default 30 s */
     unsigned max_gap;         /* registers merged across a gap; default 8 */
+    int max_in_flight;        /* tcp: requests in flight at once; default 1 */
     int line;
 };
 

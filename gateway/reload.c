@@ -51,7 +51,8 @@ static bool same_bus_settings(const struct cfg_bus *a, const struct cfg_bus *b)
            a->poll_interval_ms == b->poll_interval_ms && a->timeout_ms == b->timeout_ms &&
            a->retries == b->retries && a->backoff_min_ms == b->backoff_min_ms &&
            a->backoff_max_ms == b->backoff_max_ms && a->reconnect_min_ms == b->reconnect_min_ms &&
-           a->reconnect_max_ms == b->reconnect_max_ms && a->max_gap == b->max_gap;
+           a->reconnect_max_ms == b->reconnect_max_ms && a->max_gap == b->max_gap &&
+           a->max_in_flight == b->max_in_flight;
 }
 
 static bool same_device(const struct cfg_device *a, const struct cfg_device *b)

@@ -5,7 +5,10 @@
  * keep their interval, a server that goes away and comes back, a refused
  * first connection, and a prompt stop; probes run by a poller between its
  * cycles (reads, a scan that must not starve polling, cancel, stop, limits)
- * and on a link of their own. Every wait is bounded in time.
+ * and on a link of their own; pipelined polling (max_in_flight): several
+ * requests really in flight, every device's own values, faulty devices
+ * reported exactly as one request at a time reports them, late replies never
+ * taken for another's, a hang-up mid-window. Every wait is bounded in time.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +43,25 @@ struct req_log {
     int64_t at_ms;
 };
 
+/* How the test server answers a unit: only with answer[unit] set and a map. */
+enum unit_mode {
+    MODE_NORMAL,    /* its registers */
+    MODE_EXCEPTION, /* exception 4, server failure */
+    MODE_SHORT,     /* a well-formed reply with one register fewer than asked */
+    MODE_LATE,      /* its registers, but LATE_MS later, answering others meanwhile */
+    MODE_HANGUP,    /* the server closes the connection when it reads the request */
+};
+
+#define LATE_MS 700
+#define MAX_LATE 64
+#define READ_REQ_LEN 12 /* a Modbus TCP read request: MBAP header, function, address, count */
+
+struct late_reply {
+    int64_t due;
+    uint8_t buf[MODBUS_TCP_MAX_ADU_LENGTH];
+    size_t len;
+};
+
 /* A Modbus TCP server with one register map per unit id; a unit without a map gets no answer. */
 struct server {
     int port;
@@ -47,11 +70,16 @@ struct server {
     int listen_fd;
     int client_fd;
     modbus_t *ctx;
-    pthread_mutex_t lock; /* maps, answer and log */
+    pthread_mutex_t lock; /* maps, answer, mode, log and the late replies */
     modbus_mapping_t *maps[256];
     bool answer[256];
+    enum unit_mode mode[256];
     struct req_log log[MAX_LOG];
     size_t nlog;
+    int max_waiting; /* most requests found waiting at once, the one just read included */
+    struct late_reply late[MAX_LATE];
+    size_t nlate;
+    size_t late_sent;
 };
 
 static int free_port(void)
@@ -66,15 +94,94 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static void handle(struct server *s, uint8_t *req, int len)
+/* The reply to read request req with the unit's registers, nregs of them; its length. */
+static size_t build_reply(struct server *s, const uint8_t *req, unsigned nregs, uint8_t *out)
+{
+    const modbus_mapping_t *map = s->maps[req[6]];
+    unsigned addr = (unsigned)(req[8] << 8 | req[9]);
+    const uint16_t *tab =
+        req[7] == MODBUS_FC_READ_INPUT_REGISTERS ? map->tab_input_registers : map->tab_registers;
+    memcpy(out, req, 4); /* transaction and protocol ids */
+    out[4] = 0;
+    out[5] = (uint8_t)(3 + 2 * nregs);
+    out[6] = req[6];
+    out[7] = req[7];
+    out[8] = (uint8_t)(2 * nregs);
+    for (unsigned i = 0; i < nregs; i++) {
+        out[9 + 2 * i] = (uint8_t)(tab[addr + i] >> 8);
+        out[10 + 2 * i] = (uint8_t)tab[addr + i];
+    }
+    return 9 + 2 * (size_t)nregs;
+}
+
+/* Answer one request as the unit's mode says. True when the connection is to be closed. */
+static bool handle(struct server *s, uint8_t *req, int len)
 {
     uint8_t unit = req[6];
+    unsigned count = (unsigned)(req[10] << 8 | req[11]);
+    bool hangup = false;
+    uint8_t buf[MODBUS_TCP_MAX_ADU_LENGTH];
     pthread_mutex_lock(&s->lock);
     if (s->nlog < MAX_LOG)
         s->log[s->nlog++] = (struct req_log){unit, req[7], (uint16_t)(req[8] << 8 | req[9]),
-                                             (uint16_t)(req[10] << 8 | req[11]), mono_ms()};
-    if (s->answer[unit] && s->maps[unit])
-        modbus_reply(s->ctx, req, len, s->maps[unit]);
+                                             (uint16_t)count, mono_ms()};
+    if (s->answer[unit] && s->maps[unit]) {
+        switch (s->mode[unit]) {
+        case MODE_NORMAL:
+            modbus_reply(s->ctx, req, len, s->maps[unit]);
+            break;
+        case MODE_EXCEPTION:
+            modbus_reply_exception(s->ctx, req, MODBUS_EXCEPTION_SLAVE_OR_SERVER_FAILURE);
+            break;
+        case MODE_SHORT: {
+            size_t n = build_reply(s, req, count - 1, buf);
+            if (send(s->client_fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n)
+                hangup = true;
+            break;
+        }
+        case MODE_LATE:
+            if (s->nlate < MAX_LATE) {
+                struct late_reply *l = &s->late[s->nlate++];
+                l->len = build_reply(s, req, count, l->buf);
+                l->due = mono_ms() + LATE_MS;
+            }
+            break;
+        case MODE_HANGUP:
+            hangup = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return hangup;
+}
+
+/* Send the late replies that are due, oldest first. */
+static void send_late(struct server *s)
+{
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&s->lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < s->nlate; i++) {
+        struct late_reply *l = &s->late[i];
+        if (l->due > now)
+            s->late[kept++] = *l;
+        else if (s->client_fd >= 0 && send(s->client_fd, l->buf, l->len, MSG_NOSIGNAL) > 0)
+            s->late_sent++;
+    }
+    s->nlate = kept;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* One request read from fd: note how many were waiting (it and those queued behind it). */
+static void note_waiting(struct server *s, int fd)
+{
+    int queued = 0;
+    if (ioctl(fd, FIONREAD, &queued) < 0)
+        queued = 0;
+    pthread_mutex_lock(&s->lock);
+    int waiting = 1 + queued / READ_REQ_LEN;
+    if (waiting > s->max_waiting)
+        s->max_waiting = waiting;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -84,7 +191,9 @@ static void *serve(void *arg)
     uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
     while (!atomic_load(&s->stop)) {
         struct pollfd fds[2] = {{s->listen_fd, POLLIN, 0}, {s->client_fd, POLLIN, 0}};
-        if (poll(fds, s->client_fd >= 0 ? 2 : 1, 20) <= 0)
+        int rc = poll(fds, s->client_fd >= 0 ? 2 : 1, s->nlate ? 2 : 20);
+        send_late(s);
+        if (rc <= 0)
             continue;
         if (fds[0].revents & POLLIN) {
             int fd = accept(s->listen_fd, NULL, NULL);
@@ -92,14 +201,20 @@ static void *serve(void *arg)
                 if (s->client_fd >= 0)
                     close(s->client_fd);
                 s->client_fd = fd;
+                pthread_mutex_lock(&s->lock);
+                s->nlate = 0; /* they were the old connection's */
+                pthread_mutex_unlock(&s->lock);
             }
             continue;
         }
         if (s->client_fd >= 0 && fds[1].revents) {
             modbus_set_socket(s->ctx, s->client_fd);
-            int rc = modbus_receive(s->ctx, req);
-            if (rc > 0) {
-                handle(s, req, rc);
+            rc = modbus_receive(s->ctx, req);
+            if (rc > 0)
+                note_waiting(s, s->client_fd);
+            if (rc > 0 && handle(s, req, rc)) {
+                close(s->client_fd);
+                s->client_fd = -1;
             } else if (rc < 0) {
                 close(s->client_fd);
                 s->client_fd = -1;
@@ -117,6 +232,7 @@ static void server_start(struct server *s)
     s->listen_fd = modbus_tcp_listen(s->ctx, 4);
     assert_true(s->listen_fd >= 0);
     s->client_fd = -1;
+    s->nlate = 0;
     atomic_store(&s->stop, false);
     assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
 }
@@ -145,6 +261,23 @@ static void set_answer(struct server *s, int unit, bool on)
     pthread_mutex_lock(&s->lock);
     s->answer[unit] = on;
     pthread_mutex_unlock(&s->lock);
+}
+
+static void set_mode(struct server *s, int unit, enum unit_mode mode)
+{
+    pthread_mutex_lock(&s->lock);
+    s->mode[unit] = mode;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The most requests the server found waiting at once since the last call. */
+static int take_max_waiting(struct server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = s->max_waiting;
+    s->max_waiting = 0;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 static size_t count_reqs(struct server *s, int unit)
@@ -268,9 +401,36 @@ static void site_init(struct site *s, int port, bool with_dead)
     s->cfg.ndetectors = with_dead ? 5 : 4;
 }
 
+/*
+ * A bus of many devices for the pipelining tests: NDEV devices from unit
+ * FIRST_UNIT on, every fourth a panel (two requests: LifeCheck, zone status),
+ * the others smoke detectors (one request), each with values of its own, so
+ * that a reply taken for another device's shows.
+ */
+#define NDEV 12
+#define FIRST_UNIT 11
+
+struct many {
+    struct site base; /* profiles and bus */
+    struct cfg_device devices[NDEV];
+    struct cfg_detector detectors[NDEV];
+    char ids[NDEV][2][16];
+};
+
+static bool is_panel(size_t dev)
+{
+    return dev % 4 == 3;
+}
+
+static int unit_of(size_t dev)
+{
+    return FIRST_UNIT + (int)dev;
+}
+
 struct fixture {
     struct server srv;
     struct site site;
+    struct many many;
     struct queue *q;
     struct bus_poller *bus;
 };
@@ -1056,6 +1216,295 @@ static void test_link_runs_probes(void **state)
     bus_link_close(NULL);
 }
 
+/* Give unit its own register map: the values the many-device bus expects of it. */
+static void server_add_unit(struct server *s, int unit)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->maps[unit])
+        s->maps[unit] = modbus_mapping_new(0, 0, 200, 200);
+    assert_non_null(s->maps[unit]);
+    s->answer[unit] = true;
+    s->mode[unit] = MODE_NORMAL;
+    s->maps[unit]->tab_input_registers[0] = (uint16_t)(unit * 10); /* unit / 10 %/m */
+    s->maps[unit]->tab_registers[0] = (uint16_t)unit;              /* LifeCheck high word */
+    s->maps[unit]->tab_registers[1] = (uint16_t)(unit * 3);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The many-device bus with max_in_flight, its units served normally; not started. */
+static void many_init(struct fixture *f, int max_in_flight)
+{
+    struct many *m = &f->many;
+    site_init(&m->base, f->srv.port, false);
+    m->base.bus.max_in_flight = max_in_flight;
+    for (size_t i = 0; i < NDEV; i++) {
+        int unit = unit_of(i);
+        snprintf(m->ids[i][0], sizeof(m->ids[i][0]), "dev-%d", unit);
+        snprintf(m->ids[i][1], sizeof(m->ids[i][1]), "D%d", unit);
+        m->devices[i] =
+            (struct cfg_device){.id = m->ids[i][0],
+                                .unit = unit,
+                                .profile = is_panel(i) ? &m->base.panel : &m->base.smoke,
+                                .timeout_ms = 100,
+                                .retries = 2,
+                                .fail_after = 3};
+        m->detectors[i] = (struct cfg_detector){.id = m->ids[i][1], .device = i, .channel = 1};
+        server_add_unit(&f->srv, unit);
+    }
+    m->base.cfg.devices = m->devices;
+    m->base.cfg.ndevices = NDEV;
+    m->base.cfg.detectors = m->detectors;
+    m->base.cfg.ndetectors = NDEV;
+}
+
+static void many_start(struct fixture *f)
+{
+    char err[256] = "";
+    f->bus = bus_start(&f->many.base.cfg, 0, f->q, err, sizeof(err));
+    if (!f->bus)
+        fail_msg("bus_start: %s", err);
+}
+
+/* What a run of the many-device bus posted. */
+struct tally {
+    int samples[NDEV];
+    int downs[NDEV];
+    char why[NDEV][200]; /* each device's first "down" */
+    int bus_downs, bus_ups;
+    char bus_why[200];
+};
+
+/* Sample m must carry its own device's values: a reply given to the wrong device fails here. */
+static void check_many_sample(const struct bus_msg *m)
+{
+    size_t dev = m->device;
+    assert_true(dev < NDEV);
+    int unit = unit_of(dev);
+    assert_int_equal(m->sample.nreadings, 1);
+    const struct reading *r = &m->sample.readings[0];
+    assert_int_equal(r->detector, dev);
+    if (is_panel(dev)) {
+        assert_true(m->sample.has_lifecheck);
+        assert_int_equal(m->sample.lifecheck, (uint32_t)unit << 16 | (uint32_t)(unit * 3));
+        assert_int_equal(r->bits, 0);
+    } else {
+        assert_true(r->value_ok);
+        if (r->value < unit * 0.1 - 1e-6 || r->value > unit * 0.1 + 1e-6)
+            fail_msg("device %zu (unit %d) read %g, not %g", dev, unit, r->value, unit * 0.1);
+    }
+}
+
+static void tally_msg(struct tally *t, const struct bus_msg *m)
+{
+    switch (m->type) {
+    case BUS_MSG_SAMPLE:
+        check_many_sample(m);
+        t->samples[m->device]++;
+        break;
+    case BUS_MSG_DEVICE_STATE:
+        assert_true(m->device < NDEV);
+        if (!m->up && t->downs[m->device]++ == 0)
+            strlcpy_fg(t->why[m->device], m->why, sizeof(t->why[m->device]));
+        break;
+    case BUS_MSG_BUS_STATE:
+        if (m->up) {
+            t->bus_ups++;
+        } else if (t->bus_downs++ == 0) {
+            strlcpy_fg(t->bus_why, m->why, sizeof(t->bus_why));
+        }
+        break;
+    case BUS_MSG_WAKE:
+        break;
+    }
+}
+
+/* Tally the bus's messages until done says so; false if that took over timeout_ms. */
+static bool tally_until(struct fixture *f, struct tally *t, bool (*done)(const struct tally *),
+                        int64_t timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    while (!done(t)) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0)
+            return false;
+        struct bus_msg *m = queue_pop(f->q, left);
+        if (m)
+            tally_msg(t, m);
+        bus_msg_free(m);
+    }
+    return true;
+}
+
+static bool every_device_thrice(const struct tally *t)
+{
+    for (size_t i = 0; i < NDEV; i++)
+        if (t->samples[i] < 3)
+            return false;
+    return true;
+}
+
+static bool every_device_answered(const struct tally *t)
+{
+    for (size_t i = 0; i < NDEV; i++)
+        if (t->samples[i] < 1)
+            return false;
+    return true;
+}
+
+static bool bus_went_down(const struct tally *t)
+{
+    return t->bus_downs > 0;
+}
+
+static bool back_up_and_answered(const struct tally *t)
+{
+    return t->bus_ups > 0 && every_device_answered(t);
+}
+
+static void stop_bus(struct fixture *f)
+{
+    bus_stop(f->bus);
+    f->bus = NULL;
+}
+
+/*
+ * With max_in_flight 4 every device's own values arrive, and the server finds
+ * four requests waiting at once; with 1 it never finds more than the one.
+ */
+static void test_pipelined_reads_every_device(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    const int inflight[] = {4, 1};
+    for (size_t k = 0; k < ARRAY_LEN(inflight); k++) {
+        many_init(f, inflight[k]);
+        take_max_waiting(&f->srv);
+        many_start(f);
+        struct tally t = {0};
+        assert_true(tally_until(f, &t, every_device_thrice, 5000));
+        for (size_t i = 0; i < NDEV; i++)
+            assert_int_equal(t.downs[i], 0);
+        assert_int_equal(t.bus_downs, 0);
+        struct bus_stats st;
+        bus_get_stats(f->bus, &st);
+        assert_int_equal(st.polls_failed, 0);
+        assert_true(st.polls_ok >= 3 * NDEV);
+        stop_bus(f);
+        int waiting = take_max_waiting(&f->srv);
+        print_message("max_in_flight %d: the server found up to %d requests waiting at once\n",
+                      inflight[k], waiting);
+        assert_int_equal(waiting, inflight[k]);
+    }
+}
+
+static bool faulty_down_and_others_polled(const struct tally *t)
+{
+    static const size_t faulty[] = {2, 5, 8, 11};
+    for (size_t i = 0; i < ARRAY_LEN(faulty); i++)
+        if (!t->downs[faulty[i]])
+            return false;
+    for (size_t i = 0; i < NDEV; i++)
+        if (i % 3 != 2 && t->samples[i] < 15)
+            return false;
+    return true;
+}
+
+/*
+ * Among answering devices, one refuses (exception), one is silent, one gives a
+ * reply one register short and one answers too late (while the server answers
+ * the others): each is reported down with exactly the message of the
+ * one-at-a-time path; the others keep their own readings throughout, late
+ * replies arriving meanwhile included. (A late reply can still cost a device
+ * read one request at a time a try; so the others report down only after
+ * three failed polls, which never come.)
+ */
+static void test_pipelined_faults_as_one_at_a_time(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    struct {
+        size_t dev;
+        enum unit_mode mode;
+        bool silent;
+        const char *what; /* the failing read */
+        int err;
+    } faults[] = {
+        {2, MODE_EXCEPTION, false, "3 input registers at 0", EMBXSFAIL},
+        {5, MODE_NORMAL, true, "3 input registers at 0", ETIMEDOUT},
+        {8, MODE_SHORT, false, "3 input registers at 0", EMBBADDATA},
+        {11, MODE_LATE, false, "2 holding registers at 0", ETIMEDOUT},
+    };
+    const int inflight[] = {1, 4};
+    for (size_t k = 0; k < ARRAY_LEN(inflight); k++) {
+        many_init(f, inflight[k]);
+        for (size_t i = 0; i < ARRAY_LEN(faults); i++) {
+            set_mode(&f->srv, unit_of(faults[i].dev), faults[i].mode);
+            set_answer(&f->srv, unit_of(faults[i].dev), !faults[i].silent);
+            f->many.devices[faults[i].dev].fail_after = 1; /* its first message is the one */
+        }
+        pthread_mutex_lock(&f->srv.lock);
+        f->srv.late_sent = 0;
+        pthread_mutex_unlock(&f->srv.lock);
+        take_max_waiting(&f->srv);
+        many_start(f);
+        struct tally t = {0};
+        assert_true(tally_until(f, &t, faulty_down_and_others_polled, 10000));
+        stop_bus(f);
+        pthread_mutex_lock(&f->srv.lock);
+        size_t late = f->srv.late_sent;
+        pthread_mutex_unlock(&f->srv.lock);
+        int waiting = take_max_waiting(&f->srv);
+        print_message("max_in_flight %d: %zu late replies, up to %d requests waiting\n",
+                      inflight[k], late, waiting);
+        assert_true(late >= 2);
+        assert_int_equal(waiting, inflight[k]);
+        assert_int_equal(t.bus_downs, 0);
+        for (size_t i = 0; i < ARRAY_LEN(faults); i++) {
+            char want[200];
+            int unit = unit_of(faults[i].dev);
+            snprintf(want, sizeof(want), "device dev-%d unit %d: reading %s failed (3 tries): %s",
+                     unit, unit, faults[i].what, modbus_strerror(faults[i].err));
+            assert_string_equal(t.why[faults[i].dev], want);
+            assert_int_equal(t.samples[faults[i].dev], 0);
+        }
+        for (size_t i = 0; i < NDEV; i++)
+            if (i % 3 != 2)
+                assert_int_equal(t.downs[i], 0);
+    }
+}
+
+/* The server hangs up while requests are in flight: the bus goes down, and comes back. */
+static void test_pipelined_hangup_reconnects(void **state)
+{
+    struct fixture *f = *state;
+    server_start(&f->srv);
+    many_init(f, 4);
+    many_start(f);
+    struct tally t = {0};
+    assert_true(tally_until(f, &t, every_device_answered, 5000));
+
+    set_mode(&f->srv, unit_of(6), MODE_HANGUP);
+    assert_true(tally_until(f, &t, bus_went_down, 5000));
+    char endpoint[64];
+    snprintf(endpoint, sizeof(endpoint), "connection to 127.0.0.1:%d lost while reading unit ",
+             f->srv.port);
+    if (!strstr(t.bus_why, endpoint))
+        fail_msg("unexpected reason: %s", t.bus_why);
+    struct bus_stats st;
+    bus_get_stats(f->bus, &st);
+    assert_false(st.connected);
+
+    set_mode(&f->srv, unit_of(6), MODE_NORMAL);
+    memset(t.samples, 0, sizeof(t.samples));
+    t.bus_ups = 0;
+    assert_true(tally_until(f, &t, back_up_and_answered, 5000));
+    assert_int_equal(t.bus_downs, 1);
+    for (size_t i = 0; i < NDEV; i++)
+        assert_int_equal(t.downs[i], 0);
+    bus_get_stats(f->bus, &st);
+    assert_true(st.connected);
+}
+
 int main(void)
 {
     log_set_level(LOG_LVL_NOTICE);
@@ -1072,6 +1521,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scan_keeps_polling_on_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_cancel_stop_and_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_runs_probes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_reads_every_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_faults_as_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_hangup_reconnects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

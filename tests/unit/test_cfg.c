@@ -184,6 +184,7 @@ static void test_defaults_from_table(void **state)
     assert_int_equal(b->reconnect_min_ms, 1000);
     assert_int_equal(b->reconnect_max_ms, 30000);
     assert_int_equal(b->max_gap, 8);
+    assert_int_equal(b->max_in_flight, 1); /* rtu: one at a time */
     assert_null(b->host);
     const struct cfg_device *dev = &cfg->devices[0];
     assert_string_equal(dev->id, "a/1");
@@ -534,6 +535,54 @@ static void test_detector_floor_and_quotes(void **state)
     cfg_free(cfg);
 }
 
+/* max_in_flight: 1 unless given, 1..32 on tcp buses, refused on rtu buses where it is written. */
+static void test_max_in_flight(void **state)
+{
+    (void)state;
+    const char *head = "[site]\nid = s\nname = S\n[gateway]\nprofile_dir = ../../sensors/profiles\n"
+                       "[zone z]\nname = Z\nfloor = 2\n"
+                       "[detector d]\nbus = t\nunit = 1\nprofile = heat-485\nzone = z\n"
+                       "[bus r]\ntype = rtu\ndevice = /dev/ttyS1\n";
+    const struct {
+        const char *tcp, *rtu; /* extra lines of bus t (tcp) and bus r */
+        int want;              /* t's max_in_flight, or 0: refused with error */
+        const char *error;
+    } cases[] = {
+        {"", "", 1, NULL},
+        {"max_in_flight = 8\n", "", 8, NULL},
+        {"max_in_flight = 1\n", "", 1, NULL},
+        {"max_in_flight = 32\n", "", 32, NULL},
+        {"max_in_flight = 0\n", "", 0,
+         FIX "x.conf:20: bus \"t\": max_in_flight \"0\" is not an integer in 1..32"},
+        {"max_in_flight = 33\n", "", 0,
+         FIX "x.conf:20: bus \"t\": max_in_flight \"33\" is not an integer in 1..32"},
+        {"max_in_flight = four\n", "", 0,
+         FIX "x.conf:20: bus \"t\": max_in_flight \"four\" is not an integer in 1..32"},
+        {"", "baud = 19200\nmax_in_flight = 4\n", 0,
+         FIX "x.conf:18: bus \"r\": max_in_flight applies to tcp buses only; this bus is rtu"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *text = xasprintf("%s%s[bus t]\ntype = tcp\nhost = h\n%s[uplink u]\nrole = other\n"
+                               "host = h\n",
+                               head, cases[i].rtu, cases[i].tcp);
+        struct cfg *cfg = cfg_load_string(text, FIX "x.conf", err, sizeof(err));
+        free(text);
+        if (!cases[i].error) {
+            if (!cfg)
+                fail_msg("case %zu did not load:\n%s", i, err);
+            assert_int_equal(cfg->buses[cfg_find_bus(cfg, "t")].max_in_flight, cases[i].want);
+            assert_int_equal(cfg->buses[cfg_find_bus(cfg, "r")].max_in_flight, 1);
+            cfg_free(cfg);
+            continue;
+        }
+        if (cfg)
+            fail_msg("case %zu loaded", i);
+        if (count_lines(err) != 1)
+            fail_msg("case %zu: expected one line, got:\n%s", i, err);
+        assert_line(err, cases[i].error);
+    }
+}
+
 static void test_file_and_buffer_limits(void **state)
 {
     (void)state;
@@ -588,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_default_profile_dir),
         cmocka_unit_test(test_string_configs),
         cmocka_unit_test(test_detector_floor_and_quotes),
+        cmocka_unit_test(test_max_in_flight),
         cmocka_unit_test(test_file_and_buffer_limits),
         cmocka_unit_test(test_reference_docs_in_sync),
     };

@@ -88,6 +88,14 @@ static void test_what_restarts_a_bus(void **state)
     assert_true(bus_kept(base, t, "rtu1"));
     cfg_free(t);
 
+    /* Pipelining is the poller's way of reading: a change restarts the bus. */
+    const char *const pipelined[] = {"bus.tcp1.max_in_flight=8"};
+    struct cfg *pl = cfg_load_ex(SITE, pipelined, 1, err, sizeof(err));
+    assert_non_null(pl);
+    assert_false(bus_kept(base, pl, "tcp1"));
+    assert_true(bus_kept(base, pl, "rtu1"));
+    cfg_free(pl);
+
     struct cfg *more = load("[detector T-S3]\nbus = tcp1\nunit = 4\nprofile = optical-smoke-485\n"
                             "zone = Z1\n");
     assert_false(bus_kept(base, more, "tcp1"));
