@@ -448,14 +448,18 @@ def percentile(xs, q):
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def run_tcp(args, system, ndet, poll_ms, round_no, nr=None):
-    """One system on one building at one poll interval; returns a dict of measurements."""
+def run_tcp(args, system, ndet, poll_ms, round_no, nr=None, mif=1):
+    """One system on one building at one poll interval (firegw: with mif requests in flight
+    per bus); returns a dict of measurements."""
     label = f"{system} {ndet} detectors, poll {poll_ms or 'default'} ms, round {round_no}"
+    if system == "firegw" and mif > 1:
+        label += f", {mif} in flight"
     log(f"run: {label}")
     workdir = tempfile.mkdtemp(prefix="run-", dir=args.work)
     procs = []
     sub = None
     res = {"system": system, "detectors": ndet, "poll_ms": poll_ms, "round": round_no,
+           "max_in_flight": mif if system == "firegw" else None,
            "loadavg_start": open("/proc/loadavg").read().split()[:3]}
     try:
         broker, broker_port = start_broker(workdir)
@@ -464,8 +468,7 @@ def run_tcp(args, system, ndet, poll_ms, round_no, nr=None):
         res["devices"], res["endpoints"] = b.ndev, b.nbus
         conf = os.path.join(workdir, "site.conf")
         state = os.path.join(workdir, "state")
-        b.write_config(conf, broker_port, poll_ms if system == "firegw" else 1000, state,
-                       args.max_in_flight)
+        b.write_config(conf, broker_port, poll_ms if system == "firegw" else 1000, state, mif)
         sim = Sim(args.build, workdir, conf)
         procs.append(sim)
         if system == "firegw":
@@ -757,9 +760,10 @@ def report(args, results, rtu, nr_info, info, default_ms, started, finished):
              f"of runs: {min(loads, default=0):.2f}–{max(loads, default=0):.2f} (other work "
              f"may share this machine). Took "
              f"{(finished - started).total_seconds() / 60:.0f} min.")
-    L.append(f"firegw's default poll interval (docs/config.md): {default_ms} ms. "
-             f"Modbus TCP requests in flight per bus (max_in_flight): "
-             f"{getattr(args, 'max_in_flight', 1)}.")
+    mifs = ", ".join(str(m) for m in args.max_in_flight)
+    L.append(f"firegw's default poll interval (docs/config.md): {default_ms} ms. Modbus TCP "
+             f"requests in flight per bus (max_in_flight; 1, one at a time, is the default): "
+             f"{mifs}.")
     L.append("")
     L.append("Cells: median over rounds (min–max). Latency: percentiles over all fires of all "
              "rounds; 'p99 by round' is each round's own p99.")
@@ -780,20 +784,22 @@ def tcp_tables(L, args, results, default_ms):
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = []
     for ndet in args.sizes:
-        for system, poll in args.matrix:
-            rs = group(results, system=system, detectors=ndet, poll_ms=poll)
+        for system, poll, mif in args.matrix:
+            rs = group(results, system=system, detectors=ndet, poll_ms=poll, max_in_flight=mif)
             failed = [r for r in results if r.get("system") == system and
-                      r.get("detectors") == ndet and r.get("poll_ms") == poll and "error" in r]
+                      r.get("detectors") == ndet and r.get("poll_ms") == poll and
+                      r.get("max_in_flight") == mif and "error" in r]
             if not rs and not failed:
                 continue
             pl = f"{poll} ms" if poll else f"default ({default_ms} ms)"
-            name = "firegw" if system == "firegw" else "Node-RED"
+            name = "Node-RED" if system != "firegw" else \
+                "firegw" if mif == 1 else f"firegw, {mif} in flight"
             if not rs:
                 L.append(f"| {name} | {pl} | {ndet} | failed: {failed[0]['error'][:80]} "
                          "| | | | | | |")
                 continue
             s = summarize(rs)
-            rows.append((system, poll, ndet, s))
+            rows.append((system, poll, ndet, mif, s))
             miss = f", {s['missed']} missed" if s["missed"] else ""
             L.append(f"| {name} | {pl} | {ndet} ({rs[0]['devices']}) | "
                      f"{med_range(s['cpu_pct'], lambda x: f'{x:.2f}')} | "
@@ -805,10 +811,10 @@ def tcp_tables(L, args, results, default_ms):
                      f"{s['fires']}{miss} |")
     L.append("")
 
-    def find(system, poll, ndet):
+    def find(system, poll, ndet, mif=1):
         for r in rows:
-            if r[:3] == (system, poll, ndet):
-                return r[3]
+            if r[:4] == (system, poll, ndet, mif if system == "firegw" else None):
+                return r[4]
         return None
 
     def ratio(a, b, key):
@@ -851,7 +857,35 @@ def tcp_tables(L, args, results, default_ms):
     L.append("A target counts as met only when every round meets it (ratios are paired by "
              "round: firegw and Node-RED of the same round ran minutes apart).")
     L.append("")
-    extra = [p for s_, p in args.matrix if s_ == "firegw" and p not in (None, 1000, default_ms)]
+    for mif in [m for m in args.max_in_flight if m != 1]:
+        L.append(f"With max_in_flight = {mif} on every TCP bus (not the default):")
+        L.append("")
+        L.append("| detectors | CPU ms per 1,000 reads at 1 s, one at a time -> in flight | "
+                 "firegw/Node-RED CPU at 1 s (≤ 0.10) | latency p99 at default poll "
+                 "(≤ 250 ms) | CPU at default poll / Node-RED at 1 s (< 1) |")
+        L.append("| --- | --- | --- | --- | --- |")
+        for ndet in args.sizes:
+            f1, fd = find("firegw", 1000, ndet, mif), find("firegw", None, ndet, mif)
+            one, n1 = find("firegw", 1000, ndet), find("node-red", 1000, ndet)
+            if not f1:
+                continue
+            cells = [str(ndet), (f"{med_range(one['cpu_ms'], lambda x: f'{x:.2f}')} -> "
+                                 if one else "") + med_range(f1["cpu_ms"], lambda x: f"{x:.2f}")]
+            if n1:
+                c = ratio(f1, n1, "cpu_ms_per_1000_reads")
+                cells.append(f"{med_range(c, lambda x: f'{x:.3f}')}: {verdict(max(c) <= 0.10)}")
+            else:
+                cells.append("no Node-RED result")
+            cells.append(f"{ms(fd['p99'])} ms: {verdict(fd['p99'] <= 0.250)}" if fd else "—")
+            if fd and n1:
+                c = ratio(fd, n1, "cpu_pct")
+                cells.append(f"{med_range(c, lambda x: f'{x:.3f}')}: {verdict(max(c) < 1)}")
+            else:
+                cells.append("—")
+            L.append("| " + " | ".join(cells) + " |")
+        L.append("")
+    extra = [p for s_, p, m in args.matrix
+             if s_ == "firegw" and m == 1 and p not in (None, 1000, default_ms)]
     for poll in extra:
         L.append(f"With firegw polling every {poll} ms instead of its default:")
         L.append("")
@@ -921,9 +955,10 @@ def main():
     ap.add_argument("--fire-timeout", type=float, default=10)
     ap.add_argument("--extra-poll", default="200",
                     help="further firegw poll intervals in ms, comma-separated ('' for none)")
-    ap.add_argument("--max-in-flight", type=int, default=1, metavar="N",
+    ap.add_argument("--max-in-flight", default="1", metavar="N[,N...]",
                     help="firegw's max_in_flight on every TCP bus: requests sent before their "
-                         "replies are read (1: one at a time, as by default)")
+                         "replies are read (1: one at a time, the default); several values "
+                         "run firegw once with each, e.g. 1,8")
     ap.add_argument("--no-node-red", action="store_true")
     ap.add_argument("--no-rtu", action="store_true")
     ap.add_argument("--no-tcp", action="store_true")
@@ -938,7 +973,11 @@ def main():
         return rerender(args.from_json)
     args.build = os.path.abspath(args.build)
     args.sizes = [int(x) for x in args.sizes.split(",") if x]
-    if not 1 <= args.max_in_flight <= 32:
+    try:
+        args.max_in_flight = sorted({int(x) for x in args.max_in_flight.split(",") if x})
+    except ValueError:
+        sys.exit(f"bench: --max-in-flight {args.max_in_flight!r} is not a list of numbers")
+    if not args.max_in_flight or not all(1 <= m <= 32 for m in args.max_in_flight):
         sys.exit("bench: --max-in-flight must be 1..32 (max_in_flight in docs/config.md)")
     args.bauds = [int(x) for x in args.bauds.split(",") if x]
     for tool in ("firegw", "firegw-sim"):
@@ -953,18 +992,20 @@ def main():
 
     default_ms = default_poll_ms()
     args.default_poll_ms = default_ms
-    matrix = [("firegw", 1000)]
-    matrix.append(("firegw", None) if default_ms != 1000 else ("firegw", 1000))
-    for x in args.extra_poll.split(","):
-        if x.strip() and int(x) not in (1000, default_ms):
-            matrix.append(("firegw", int(x)))
+    matrix = []
+    for mif in args.max_in_flight:
+        matrix.append(("firegw", 1000, mif))
+        matrix.append(("firegw", None, mif) if default_ms != 1000 else ("firegw", 1000, mif))
+        for x in args.extra_poll.split(","):
+            if x.strip() and int(x) not in (1000, default_ms):
+                matrix.append(("firegw", int(x), mif))
     nr_info = "skipped (--no-node-red)"
     nr = None
     if not args.no_node_red and not args.no_tcp:
         node, red, nr_info = install_node_red()
         if node:
             nr = (node, red, nr_info)
-            matrix.append(("node-red", 1000))
+            matrix.append(("node-red", 1000, None))
         else:
             log(f"Node-RED is not measured: {nr_info}")
     args.matrix = list(dict.fromkeys(matrix))
@@ -976,8 +1017,8 @@ def main():
     for rnd in range(1, args.rounds + 1):
         if not args.no_tcp:
             for ndet in args.sizes:
-                for system, poll in args.matrix:
-                    results.append(run_tcp(args, system, ndet, poll, rnd, nr))
+                for system, poll, mif in args.matrix:
+                    results.append(run_tcp(args, system, ndet, poll, rnd, nr, mif))
         if not args.no_rtu:
             for baud in args.bauds:
                 for profile in RTU_PROFILES:
@@ -1007,11 +1048,21 @@ def rerender(path):
     with open(path) as f:
         data = json.load(f)
     args = argparse.Namespace(**data["args"])
-    args.max_in_flight = data.get("max_in_flight", getattr(args, "max_in_flight", 1))
-    matrix = [("firegw", 1000), ("firegw", None if data["default_poll_ms"] != 1000 else 1000)]
-    matrix += sorted({("firegw", r["poll_ms"]) for r in data["tcp"] if r["system"] == "firegw"},
-                     key=lambda m: -(m[1] or 0))
-    matrix += [("node-red", 1000)] if any(r["system"] == "node-red" for r in data["tcp"]) else []
+    # Runs with one max_in_flight for all noted it once; before it existed, it was 1.
+    whole = data.get("max_in_flight")
+    whole = whole if isinstance(whole, int) else 1
+    for r in data["tcp"]:
+        r.setdefault("max_in_flight", whole if r["system"] == "firegw" else None)
+    mifs = sorted({r["max_in_flight"] for r in data["tcp"] if r["system"] == "firegw"}) or [1]
+    args.max_in_flight = mifs
+    matrix = []
+    for mif in mifs:
+        matrix += [("firegw", 1000, mif),
+                   ("firegw", None if data["default_poll_ms"] != 1000 else 1000, mif)]
+        matrix += sorted({("firegw", r["poll_ms"], mif) for r in data["tcp"]
+                          if r["system"] == "firegw"}, key=lambda m: -(m[1] or 0))
+    matrix += [("node-red", 1000, None)] if any(r["system"] == "node-red"
+                                                for r in data["tcp"]) else []
     args.matrix = list(dict.fromkeys(matrix))
     started = datetime.datetime.strptime(os.path.basename(path)[:15], "%Y%m%d-%H%M%S")
     started = started.replace(tzinfo=datetime.timezone.utc)
