@@ -81,17 +81,13 @@ static void test_what_restarts_a_bus(void **state)
     assert_true(bus_kept(base, slower, "tcp1"));
     cfg_free(slower);
 
-    const char *const timeout[] = {"bus.tcp1.timeout=300ms"};
-    struct cfg *t = cfg_load_ex(SITE, timeout, 1, err, sizeof(err));
-    assert_non_null(t);
+    struct cfg *t = load_set("bus.tcp1.timeout=300ms");
     assert_false(bus_kept(base, t, "tcp1"));
     assert_true(bus_kept(base, t, "rtu1"));
     cfg_free(t);
 
     /* Pipelining is the poller's way of reading: a change restarts the bus. */
-    const char *const pipelined[] = {"bus.tcp1.max_in_flight=8"};
-    struct cfg *pl = cfg_load_ex(SITE, pipelined, 1, err, sizeof(err));
-    assert_non_null(pl);
+    struct cfg *pl = load_set("bus.tcp1.max_in_flight=8");
     assert_false(bus_kept(base, pl, "tcp1"));
     assert_true(bus_kept(base, pl, "rtu1"));
     cfg_free(pl);
