@@ -468,7 +468,8 @@ def run_tcp(args, system, ndet, poll_ms, round_no, nr=None, mif=1):
         res["devices"], res["endpoints"] = b.ndev, b.nbus
         conf = os.path.join(workdir, "site.conf")
         state = os.path.join(workdir, "state")
-        b.write_config(conf, broker_port, poll_ms if system == "firegw" else 1000, state, mif)
+        b.write_config(conf, broker_port, poll_ms if system == "firegw" else 1000, state,
+                       mif if system == "firegw" else 1)
         sim = Sim(args.build, workdir, conf)
         procs.append(sim)
         if system == "firegw":

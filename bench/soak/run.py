@@ -185,6 +185,8 @@ class Soak:
         # The harness logs at debug level for tests; a long run logs as in the field.
         self.gw.argv[self.gw.argv.index("--log-level") + 1] = "info"
         self.gw.start()
+        # Stopped first on the way out, also when the run breaks off (stopping twice is fine).
+        self.cleanup.append(self.gw.stop)
         self.home.wait_event(30, kind="gateway_start")
         st = self.sim.status()
         every = [d for d in st["detectors"]]
