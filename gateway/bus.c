@@ -326,19 +326,20 @@ static bool garbled(int e)
  * answer's deadline is thrown away, as libmodbus's own protocol error recovery
  * does (it sleeps a response timeout, then flushes).
  */
-static void discard_until(struct bus_poller *p, int64_t deadline)
+static bool discard_until(struct bus_poller *p, int64_t deadline)
 {
     int fd = modbus_get_socket(p->ctx);
-    modbus_flush(p->ctx);
+    bool arrived = modbus_flush(p->ctx) > 0;
     for (int64_t left = deadline - mono_ms(); left > 0 && !stopping(p);
          left = deadline - mono_ms()) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLRDHUP};
         if (poll(&pfd, 1, (int)min64(left, 100)) < 0 ||
             (pfd.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)))
-            return; /* the next request finds out what became of the line */
+            return arrived; /* the next request finds out what became of the line */
         if (pfd.revents & POLLIN)
-            modbus_flush(p->ctx);
+            arrived = modbus_flush(p->ctx) > 0 || arrived;
     }
+    return arrived;
 }
 
 /*
@@ -694,7 +695,9 @@ static int fill_window(struct bus_poller *p, struct window *w, size_t *asked, ch
             continue;
         }
         struct inflight *f = &w->slot[(w->head + w->n++) % BUS_MAX_IN_FLIGHT];
-        *f = (struct inflight){d, w->req++, p->tid++};
+        *f = (struct inflight){d, w->req++, p->tid};
+        /* Pipelined ids stay in the upper half, whatever libmodbus's own counter does. */
+        p->tid = (uint16_t)(0x8000u | (p->tid + 1u));
         put_request(buf + len, f->tid, d->cfg->unit, &d->plan.requests[f->req]);
         len += PIPE_ADU;
         timeout = max64(timeout, d->cfg->timeout_ms);
@@ -809,14 +812,22 @@ static void abandon_window(struct bus_poller *p, struct window *w, const struct 
                 "bus %s: pipelined reply from unit %d (device %s) did not come or does not fit "
                 "its request (%s); polling the rest of this cycle one request at a time",
                 p->b->id, f->d->cfg->unit, f->d->cfg->id, modbus_strerror(e));
-    /* The replies still on their way would each cost a device a try: let them come. */
+    /*
+     * The replies still on their way would each cost a device a try, or worse
+     * meet a one-at-a-time read with the same transaction id: let them come.
+     * A converter answers queued requests in turn, so wait until the line has
+     * been quiet for a timeout, at most one timeout per request in flight.
+     */
     int64_t timeout = f->d->cfg->timeout_ms;
     for (size_t i = 0; i < w->n; i++)
         timeout = max64(timeout, w->slot[(w->head + i) % BUS_MAX_IN_FLIGHT].d->cfg->timeout_ms);
-    if (e == ETIMEDOUT && w->n == 0)
+    if (e == ETIMEDOUT && w->n == 0) {
         modbus_flush(p->ctx);
-    else
-        discard_until(p, mono_ms() + timeout);
+    } else {
+        int64_t end = mono_ms() + timeout * (int64_t)(w->n + 1);
+        while (discard_until(p, min64(mono_ms() + timeout, end)) && mono_ms() < end)
+            ;
+    }
     for (size_t i = 0; i < p->ndevs; i++)
         if (p->devs[i].pipe == PIPE_ASKED)
             p->devs[i].pipe = PIPE_REDO;
@@ -835,7 +846,8 @@ static bool poll_pipelined(struct bus_poller *p, size_t *asked, size_t *answered
     char why[200];
     /* Refilled when half empty: one send() per batch, and replies still waiting meanwhile. */
     while (!stopping(p)) {
-        if (!w.broken && w.n <= w.cap / 2 && fill_window(p, &w, asked, why, sizeof(why)) < 0) {
+        if (!w.broken && w.dev < p->ndevs && w.n <= w.cap / 2 &&
+            fill_window(p, &w, asked, why, sizeof(why)) < 0) {
             disconnect(p, why);
             return false;
         }
@@ -1327,7 +1339,7 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
     p->q = q;
     p->reported = REP_NONE;
     p->reconnect_ms = p->b->reconnect_min_ms;
-    /* Far from libmodbus's own ids (from 1), which its one-at-a-time reads use. */
+    /* The upper half of the ids: libmodbus's one-at-a-time reads count up from 1. */
     p->tid = 0x8000;
     atomic_init(&p->stop, false);
     atomic_init(&p->up, false);
@@ -1369,10 +1381,10 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
                 (p->devs[i].cfg->timeout_ms + wire_ms(p->b, p->devs[i].plan.requests[r].count)) *
                 (1 + p->devs[i].cfg->retries) * 2;
     }
-    /* A pipelined cycle waits for a reply and for the rest of its window at most once more,
-     * before it goes on one request at a time. */
+    /* A pipelined cycle waits for a reply and then for the rest of its window, at most a
+     * timeout per request in flight, before it goes on one request at a time. */
     if (p->b->max_in_flight > 1)
-        cycle += 2 * longest;
+        cycle += (p->b->max_in_flight + 2) * longest;
     p->stall_limit_ms =
         max64(p->b->reconnect_max_ms, p->b->poll_interval_ms) + p->b->timeout_ms + cycle + 10000;
     atomic_store(&p->alive_mono, mono_ms());

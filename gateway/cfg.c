@@ -141,9 +141,8 @@ static const struct opt options[] = {
     {"bus", "max_in_flight", T_INT, F_TCP, 1, BUS_MAX_IN_FLIGHT, NULL, NULL, "1", NULL,
      "tcp: requests sent before their replies are read, so one wake-up serves many replies "
      "(less CPU per read); 1: one at a time. At most 32: a TCP/RS-485 gateway answers queued "
-     "requests one by one, each waiting for those before it, and beyond about 16 nothing more "
-     "is saved. A reply that does not fit its request (or none) sends the rest of that poll "
-     "cycle back to one at a time"},
+     "requests one by one, each waiting for those before it. A reply that does not fit its "
+     "request (or none) sends the rest of that poll cycle back to one at a time"},
 
     {"device", "bus", T_TEXT, F_REQ, 1, ID_MAX, NULL, NULL, NULL, NULL, "id of a [bus]"},
     {"device", "unit", T_INT, F_REQ, 0, 255, NULL, NULL, NULL, NULL,
@@ -1015,6 +1014,8 @@ static void build_buses(struct ctx *c, struct cfg *cfg)
         cfg->buses = xrealloc(cfg->buses, (cfg->nbuses + 1) * sizeof(*cfg->buses));
         struct cfg_bus *b = &cfg->buses[cfg->nbuses++];
         int type = get_enum(s, "type");
+        /* 0 where refused (rtu, out of range): one at a time */
+        long long in_flight = get_int(s, "max_in_flight");
         *b = (struct cfg_bus){
             .id = xstrdup(s->name),
             .type = type == 1 ? BUS_RTU : BUS_TCP,
@@ -1034,8 +1035,7 @@ static void build_buses(struct ctx *c, struct cfg *cfg)
             .reconnect_min_ms = get_ms(s, "reconnect_min"),
             .reconnect_max_ms = get_ms(s, "reconnect_max"),
             .max_gap = (unsigned)get_int(s, "max_gap"),
-            /* 0 where not given or refused (rtu): one at a time */
-            .max_in_flight = get_int(s, "max_in_flight") > 1 ? (int)get_int(s, "max_in_flight") : 1,
+            .max_in_flight = in_flight > 1 ? (int)in_flight : 1,
             .line = s->line,
         };
         /* Blame whichever of the pair was written last; both defaulted cannot clash. A value
