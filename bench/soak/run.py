@@ -585,7 +585,10 @@ def parse_args(argv=None):
     ap.add_argument("--fd-range", type=int, default=2)
     ap.add_argument("--out", default=RESULTS, help="directory for the report")
     ap.add_argument("--quiet", action="store_true", help="no progress and no report on stdout")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.min_faults > 0 and args.fault_every < 0:
+        ap.error("--min-faults needs faults: --fault-every must not be negative")
+    return args
 
 
 def main(argv=None):

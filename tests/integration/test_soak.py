@@ -20,6 +20,7 @@ _spec.loader.exec_module(soak)
 class ShortSoak(unittest.TestCase):
     def test_every_fault_once_with_fires_between(self):
         out = tempfile.mkdtemp(prefix="firegw-soak-out-")
+        passed = False
         try:
             rc = soak.main(["--build", BUILD, "--minutes", "0.3", "--fault-every", "0",
                             "--min-faults", str(len(soak.Soak.FAULTS)), "--pause", "0.2",
@@ -34,8 +35,12 @@ class ShortSoak(unittest.TestCase):
             self.assertEqual({f["kind"] for f in data["faults"]}, set(soak.Soak.FAULTS), report)
             self.assertGreaterEqual(len(data["fires"]), 2 * len(soak.Soak.FAULTS), report)
             self.assertEqual(data["problems"], [], report)
+            passed = True
         finally:
-            shutil.rmtree(out, ignore_errors=True)
+            if passed:
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                print(f"the soak's report and the processes' logs are kept in {out}")
 
 
 if __name__ == "__main__":
