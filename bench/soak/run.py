@@ -29,6 +29,7 @@ Every wait is bounded; every process is stopped by its PID; only 127.0.0.1 is co
 """
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -46,6 +47,13 @@ import harness  # noqa: E402
 from harness import (Broker, Gateway, Simulator, Watcher, free_port,  # noqa: E402
                      wait_until)
 
+# The benchmark's /proc readers and percentile (bench/run.py, a script: loaded by its path).
+_spec = importlib.util.spec_from_file_location("bench_run",
+                                               os.path.join(ROOT, "bench", "run.py"))
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+percentile = bench.percentile
+
 CONFIG = os.path.join(ROOT, "config", "tayho-apartment.conf")
 PREFIX = "firegw/tayho-hoasen-01"
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -62,32 +70,6 @@ QUIET = False
 def log(msg):
     if not QUIET:
         print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM", "Threads"):
-                out[key] = int(rest.split()[0])
-    return out
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(xs, q):
-    if not xs:
-        return None
-    xs = sorted(xs)
-    k = (len(xs) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
 def slope_per_hour(points):
@@ -115,14 +97,14 @@ class Sampler(threading.Thread):
 
     def take(self):
         try:
-            st = proc_status(self.pid)
+            rss, hwm, threads = (bench.proc_status_kb(self.pid, k)
+                                 for k in ("VmRSS", "VmHWM", "Threads"))
             fds = len(os.listdir(f"/proc/{self.pid}/fd"))
-            cpu = cpu_s(self.pid)
+            cpu = bench.cpu_ticks(self.pid) / bench.TICKS
         except OSError:
             return
-        s = {"t": round(time.monotonic() - self.t0, 1), "rss_kb": st.get("VmRSS"),
-             "hwm_kb": st.get("VmHWM"), "threads": st.get("Threads"), "fds": fds,
-             "cpu_s": round(cpu, 2)}
+        s = {"t": round(time.monotonic() - self.t0, 1), "rss_kb": rss, "hwm_kb": hwm,
+             "threads": threads, "fds": fds, "cpu_s": round(cpu, 2)}
         s.update(self.counters())
         self.samples.append(s)
 
