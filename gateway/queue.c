@@ -24,6 +24,7 @@ struct queue {
     size_t cap;
     size_t head; /* index of the oldest item */
     size_t len;
+    size_t waiters; /* consumers inside pthread_cond_timedwait */
 };
 
 struct queue *queue_new(void)
@@ -110,9 +111,11 @@ void *queue_pop(struct queue *q, int64_t timeout_ms)
             deadline.tv_nsec -= 1000000000L;
         }
         /* Loop: wake-ups can be spurious, or another consumer may win the item. */
+        q->waiters++;
         while (q->len == 0)
             if (pthread_cond_timedwait(&q->nonempty, &q->lock, &deadline) == ETIMEDOUT)
                 break;
+        q->waiters--;
     }
     if (q->len > 0) {
         item = q->items[q->head];
@@ -127,6 +130,14 @@ size_t queue_length(struct queue *q)
 {
     pthread_mutex_lock(&q->lock);
     size_t n = q->len;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+size_t queue_waiters(struct queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    size_t n = q->waiters;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

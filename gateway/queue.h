@@ -26,5 +26,7 @@ void queue_kick(struct queue *q);
 /* Take the oldest item, waiting up to timeout_ms (0: don't wait). NULL if none. */
 void *queue_pop(struct queue *q, int64_t timeout_ms);
 size_t queue_length(struct queue *q);
+/* Consumers blocked in queue_pop right now (for tests and diagnostics). */
+size_t queue_waiters(struct queue *q);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -51,7 +52,7 @@ static void test_timeout(void **state)
     int64_t t0 = mono_ms();
     assert_null(queue_pop(q, 0));
     assert_null(queue_pop(q, -5));
-    assert_true(mono_ms() - t0 < 50);
+    assert_true(mono_ms() - t0 < 5000);
     t0 = mono_ms();
     assert_null(queue_pop(q, 120));
     int64_t took = mono_ms() - t0;
@@ -61,7 +62,7 @@ static void test_timeout(void **state)
     queue_push(q, ITEM(7));
     t0 = mono_ms();
     assert_int_equal(VAL(queue_pop(q, 10000)), 7);
-    assert_true(mono_ms() - t0 < 50);
+    assert_true(mono_ms() - t0 < 5000);
     queue_free(q, NULL);
 }
 
@@ -96,41 +97,53 @@ static void test_wakes_consumer(void **state)
     queue_free(lp.go, NULL);
 }
 
+struct quiet_push {
+    struct queue *q;
+    int consumer_blocked; /* the consumer was seen waiting before the quiet push */
+    int still_waiting;    /* ...and still waiting, the item untaken, 300 ms after it */
+};
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 static void *push_quietly_then_kick(void *arg)
 {
-    struct late_push *lp = arg;
-    for (int i = 0; i < 200 && !queue_pop(lp->go, 100); i++)
-        ;
-    queue_push_quiet(lp->q, ITEM(5));
-    /* the consumer must still be waiting: a quiet push does not wake it */
-    int64_t t0 = mono_ms();
-    while (mono_ms() - t0 < 300)
-        ;
-    queue_push_quiet(lp->q, ITEM(6));
-    queue_kick(lp->q);
+    struct quiet_push *qp = arg;
+    /* wait (at most 20 s) until the consumer is blocked inside queue_pop */
+    for (int i = 0; i < 20000 && queue_waiters(qp->q) == 0; i++)
+        sleep_ms(1);
+    qp->consumer_blocked = queue_waiters(qp->q) == 1;
+    queue_push_quiet(qp->q, ITEM(5));
+    /* a quiet push does not wake it: the item is still queued a while later */
+    sleep_ms(300);
+    qp->still_waiting = queue_waiters(qp->q) == 1 && queue_length(qp->q) == 1;
+    queue_push_quiet(qp->q, ITEM(6));
+    queue_kick(qp->q);
     return NULL;
 }
 
 static void test_quiet_push_waits_for_the_kick(void **state)
 {
     (void)state;
-    struct late_push lp = {queue_new(), queue_new()};
+    struct quiet_push qp = {queue_new(), 0, 0};
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, push_quietly_then_kick, &lp), 0);
+    assert_int_equal(pthread_create(&t, NULL, push_quietly_then_kick, &qp), 0);
     int64_t t0 = mono_ms();
-    queue_push(lp.go, ITEM(1));
     /* woken by the kick, not by the first quiet push, not by the timeout; in order */
-    assert_int_equal(VAL(queue_pop(lp.q, 20000)), 5);
-    int64_t waited = mono_ms() - t0;
-    assert_true(waited >= 250);
-    assert_true(waited < 10000);
-    assert_int_equal(VAL(queue_pop(lp.q, 0)), 6);
+    assert_int_equal(VAL(queue_pop(qp.q, 20000)), 5);
+    assert_true(mono_ms() - t0 < 15000);
     pthread_join(t, NULL);
+    assert_true(qp.consumer_blocked);
+    assert_true(qp.still_waiting);
+    assert_int_equal(VAL(queue_pop(qp.q, 0)), 6);
+    assert_int_equal(queue_waiters(qp.q), 0);
     /* a quiet item is still there for a consumer's own timeout */
-    queue_push_quiet(lp.q, ITEM(8));
-    assert_int_equal(VAL(queue_pop(lp.q, 20)), 8);
-    queue_free(lp.q, NULL);
-    queue_free(lp.go, NULL);
+    queue_push_quiet(qp.q, ITEM(8));
+    assert_int_equal(VAL(queue_pop(qp.q, 20)), 8);
+    queue_free(qp.q, NULL);
 }
 
 #define PRODUCERS 4
