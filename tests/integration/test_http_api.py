@@ -290,7 +290,8 @@ class HttpApi(GatewayTestCase):
         t0 = time.monotonic()
         self.assertEqual(admin.get("/api/state")[0], 200)
         self.assertEqual(gw.ctl("status")[0], 0)
-        self.assertLess(time.monotonic() - t0, 2)
+        # Blocked, they would wait for the slow clients' 30 s idle timeout.
+        self.assertLess(time.monotonic() - t0, 10)
 
         # Logout ends the session; the cookie no longer works.
         old_cookie = viewer.cookie
@@ -336,9 +337,10 @@ class HttpApi(GatewayTestCase):
 
         t0 = time.monotonic()
         sim.cmd("set T-S1 value 3.0")
+        # EN 54-2's 10 s from the reading to the alarm state, here seen by the manager's UI.
         wait_until(lambda: detector(manager.get("/api/state")[2], "T-S1")["state"] ==
-                   "fire_alarm", 2.0, "the fire in /api/state within 2 s", interval=0.05)
-        self.assertLess(time.monotonic() - t0, 2.5)
+                   "fire_alarm", 10.0, "the fire in /api/state within 10 s", interval=0.05)
+        self.assertLess(time.monotonic() - t0, 10.5)
         alarm = stream.wait(lambda e, d: e == "event" and d["kind"] == "fire_alarm",
                             REPORT_S, "fire alarm event")
         self.assertEqual(alarm["detector"]["id"], "T-S1")

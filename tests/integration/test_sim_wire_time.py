@@ -51,7 +51,9 @@ class SimWireTimeTest(GatewayTestCase):
         # Read of 3 input registers: 8 request and 11 reply bytes, 3.5 characters after each.
         limit = 1e6 / ((8 + 11 + 7) * BITS * 1e6 / BAUD)
         self.assertLessEqual(rate, limit * 1.01, "more requests than the line can carry")
-        self.assertGreaterEqual(rate, limit * 0.75, "the line stayed idle")
+        # A line paced at twice its wire time (half the rate) still fails this; the
+        # efficiency itself is measured by make bench, not asserted on a shared machine.
+        self.assertGreaterEqual(rate, limit * 0.6, "the line stayed idle")
         self.assertEqual(b1["answered"] - b0["answered"], b1["requests"] - b0["requests"])
         self.assertGreater(b1["wire_time"]["turnarounds"], 0)
 
