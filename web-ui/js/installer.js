@@ -43,6 +43,7 @@ function specs(cfg) {
       { key: 'reconnect_min', advanced: true },
       { key: 'reconnect_max', advanced: true },
       { key: 'max_gap', advanced: true, input: 'number' },
+      { key: 'max_in_flight', when: isTcp, advanced: true, input: 'number' },
     ],
     device: [
       { key: 'id', required: true },
