@@ -107,6 +107,7 @@ T_snapshot := $(MOD_BASE) $(MOD_PARSE) codec plan queue bus engine uplink payloa
 T_LIBS_snapshot := $(MODBUS_LIBS) -lpaho-mqtt3as -lcjson
 T_webcfg  := $(MOD_BASE) $(MOD_PARSE)
 T_cap     := util log model event cap
+T_control := util log control
 T_mainloop := $(MOD_GW)
 T_LIBS_mainloop := $(GW_LIBS)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

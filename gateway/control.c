@@ -1,13 +1,18 @@
 /*
- * The local control socket, both ends. The daemon's side runs inside the main
- * loop without a thread: control_poll accepts what is waiting, reads one line
- * with a short timeout so a stuck client cannot hold the loop for long, and
- * answers. Commands themselves are interpreted by the caller's control_fn.
+ * The local control socket, both ends. On the daemon's side a thread of its
+ * own accepts a connection, reads its line (with a short timeout), hands it
+ * to the main loop, wakes the loop, waits for the answer and writes it. A
+ * client that connects and says nothing, or a flood of them, holds only that
+ * thread: the main loop never waits for a client, so it never delays an
+ * alarm. Commands themselves are interpreted by the caller's control_fn,
+ * on the main loop, in control_poll.
  */
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +26,29 @@
 #include "log.h"
 #include "util.h"
 
-/* Longest a client may take to send its line or read the reply. */
+/* Longest a client may take to send its whole line, or to read the reply. */
 #define CLIENT_TIMEOUT_MS 200
-/* Connections served per control_poll call, so a flood cannot starve the loop. */
-#define MAX_PER_POLL 8
+#define REPLY_MAX 65536
 
 struct control {
-    int fd;
+    int fd;      /* the listening socket */
+    int stop[2]; /* a pipe: written by control_close to end the thread */
     char *path;
+    control_wake_fn wake;
+    void *wake_arg;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t answered;
+    /* The one request handed to the main loop; line and user are the thread's until
+       pending is set, reply is the main loop's until it clears pending. */
+    bool pending;
+    bool closing;
+    char line[CONTROL_LINE_MAX];
+    char user[96];
+    char reply[REPLY_MAX];
 };
+
+static void *serve_thread(void *arg);
 
 static int make_addr(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
 {
@@ -55,7 +74,8 @@ static bool socket_alive(const struct sockaddr_un *sa)
     return alive;
 }
 
-struct control *control_open(const char *path, char *err, size_t errlen)
+struct control *control_open(const char *path, control_wake_fn wake, void *wake_arg, char *err,
+                             size_t errlen)
 {
     struct sockaddr_un sa;
     if (make_addr(path, &sa, err, errlen) < 0)
@@ -87,7 +107,27 @@ struct control *control_open(const char *path, char *err, size_t errlen)
     }
     struct control *c = xcalloc(1, sizeof(*c));
     c->fd = fd;
+    c->wake = wake;
+    c->wake_arg = wake_arg;
+    if (pipe2(c->stop, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "cannot make the control socket's stop pipe: %s", strerror(errno));
+        close(fd);
+        unlink(path);
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->answered, NULL);
     c->path = xstrdup(path);
+    int e = pthread_create(&c->thread, NULL, serve_thread, c);
+    if (e != 0) {
+        snprintf(err, errlen, "cannot start the control socket's thread: %s", strerror(e));
+        close(c->stop[0]);
+        close(c->stop[1]);
+        c->stop[0] = c->stop[1] = -1;
+        control_close(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -115,11 +155,21 @@ static void peer_user(int fd, char *user, size_t len)
         snprintf(user, len, "local:uid %u", (unsigned)cred.uid);
 }
 
-/* Read one line (without its newline) into line. 0, or -1 on timeout, EOF or overflow. */
-static int read_line(int fd, char *line, size_t len)
+/*
+ * Read one line (without its newline) into line, by the monotonic deadline
+ * (0: none but the socket's own timeout). 0, or -1 on timeout, EOF or overflow.
+ */
+static int read_line(int fd, char *line, size_t len, int64_t deadline)
 {
     size_t n = 0;
     while (n < len - 1) {
+        if (deadline) {
+            /* Whole line by the deadline: a client sending a byte at a time cannot last. */
+            int64_t left = deadline - mono_ms();
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+                return -1;
+        }
         ssize_t r = read(fd, line + n, len - 1 - n);
         if (r <= 0)
             return n > 0 && r == 0 ? (line[n] = '\0', 0) : -1;
@@ -136,47 +186,117 @@ static int read_line(int fd, char *line, size_t len)
     return -1;
 }
 
-static void serve(int fd, control_fn fn, void *arg)
+/* Hand line to the main loop and wait for its answer in reply (REPLY_MAX bytes). */
+static void ask_main_loop(struct control *c, const char *line, const char *user, char *reply)
+{
+    bool answered = false;
+    pthread_mutex_lock(&c->mu);
+    if (!c->closing) {
+        strlcpy_fg(c->line, line, sizeof(c->line));
+        strlcpy_fg(c->user, user, sizeof(c->user));
+        c->reply[0] = '\0';
+        c->pending = true;
+        pthread_mutex_unlock(&c->mu);
+        c->wake(c->wake_arg);
+        pthread_mutex_lock(&c->mu);
+        while (c->pending && !c->closing)
+            pthread_cond_wait(&c->answered, &c->mu);
+        answered = !c->pending;
+        c->pending = false;
+    }
+    if (answered)
+        strlcpy_fg(reply, c->reply, REPLY_MAX);
+    else
+        strlcpy_fg(reply, "error: the gateway is stopping; command not carried out", REPLY_MAX);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void serve(struct control *c, int fd, char *reply)
 {
     char line[CONTROL_LINE_MAX];
-    char reply[65536];
     char user[96];
     set_timeouts(fd);
-    if (read_line(fd, line, sizeof(line)) < 0) {
-        snprintf(reply, sizeof(reply), "error: expected one command line of at most %d bytes\n",
+    if (read_line(fd, line, sizeof(line), mono_ms() + CLIENT_TIMEOUT_MS) < 0) {
+        snprintf(reply, REPLY_MAX, "error: expected one command line of at most %d bytes",
                  CONTROL_LINE_MAX - 2);
     } else {
         peer_user(fd, user, sizeof(user));
-        reply[0] = '\0';
-        fn(arg, line, user, reply, sizeof(reply) - 1);
-        strcat(reply, "\n");
+        ask_main_loop(c, line, user, reply);
     }
     size_t len = strlen(reply);
+    reply[len++] = '\n';
     if (write(fd, reply, len) != (ssize_t)len)
         log_debug("control: a client left before reading its reply");
+}
+
+/* One connection at a time: the others wait in the listen backlog. */
+static void *serve_thread(void *arg)
+{
+    struct control *c = arg;
+    char *reply = xmalloc(REPLY_MAX + 1);
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
+                                {.fd = c->stop[0], .events = POLLIN}};
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_err("control socket: poll: %s; local commands are no longer served",
+                    strerror(errno));
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            /* Out of descriptors or memory: the connection stays queued, so wait a little
+               rather than spin. (EAGAIN, ECONNABORTED: the client gave up; go on.) */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_err("control socket: cannot accept a connection: %s", strerror(errno));
+                poll(&pfd[1], 1, 1000);
+            }
+            continue;
+        }
+        serve(c, fd, reply);
+        close(fd);
+    }
+    free(reply);
+    return NULL;
 }
 
 void control_poll(struct control *c, control_fn fn, void *arg)
 {
     if (!c)
         return;
-    /* accept4 sets up a socket before it finds nobody waiting; poll is cheaper. */
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    if (poll(&pfd, 1, 0) <= 0)
+    pthread_mutex_lock(&c->mu);
+    bool pending = c->pending;
+    pthread_mutex_unlock(&c->mu);
+    if (!pending)
         return;
-    for (int i = 0; i < MAX_PER_POLL; i++) {
-        int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
-        serve(fd, fn, arg);
-        close(fd);
-    }
+    /* The thread waits, touching neither line, user nor reply, until pending is cleared. */
+    fn(arg, c->line, c->user, c->reply, sizeof(c->reply) - 1);
+    pthread_mutex_lock(&c->mu);
+    c->pending = false;
+    pthread_cond_signal(&c->answered);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void control_close(struct control *c)
 {
     if (!c)
         return;
+    if (c->stop[1] >= 0) {
+        pthread_mutex_lock(&c->mu);
+        c->closing = true;
+        pthread_cond_signal(&c->answered);
+        pthread_mutex_unlock(&c->mu);
+        while (write(c->stop[1], "x", 1) < 0 && errno == EINTR)
+            ;
+        pthread_join(c->thread, NULL);
+        close(c->stop[0]);
+        close(c->stop[1]);
+    }
+    pthread_cond_destroy(&c->answered);
+    pthread_mutex_destroy(&c->mu);
     close(c->fd);
     unlink(c->path);
     free(c->path);
@@ -205,7 +325,7 @@ int control_request(const char *path, const char *line, char *reply, size_t repl
     size_t len = strlen(msg);
     bool sent = write(fd, msg, len) == (ssize_t)len;
     free(msg);
-    if (!sent || read_line(fd, reply, replylen) < 0) {
+    if (!sent || read_line(fd, reply, replylen, 0) < 0) {
         snprintf(err, errlen, "no answer from the gateway at %s", path);
         close(fd);
         return -1;

@@ -22,14 +22,23 @@ struct control;
 typedef void (*control_fn)(void *arg, const char *line, const char *user, char *reply,
                            size_t replylen);
 
+/* Called on the control thread when a command waits for control_poll. */
+typedef void (*control_wake_fn)(void *arg);
+
 /*
- * Listen on path (mode 0660). A stale socket left by a dead daemon is
- * replaced; anything else at path is an error. NULL with err on failure.
+ * Listen on path (mode 0660) with a thread that takes connections and reads
+ * their lines; wake(wake_arg) each time one is waiting for control_poll. A
+ * stale socket left by a dead daemon is replaced; anything else at path is
+ * an error. NULL with err on failure.
  */
-struct control *control_open(const char *path, char *err, size_t errlen);
-/* Serve every connection waiting now, without blocking for new ones. */
+struct control *control_open(const char *path, control_wake_fn wake, void *wake_arg, char *err,
+                             size_t errlen);
+/* Run the command waiting, if there is one, and give its reply; never blocks. */
 void control_poll(struct control *c, control_fn fn, void *arg);
-/* Close and remove the socket. NULL safe. */
+/*
+ * Stop the thread (a client still waiting is told the gateway is stopping),
+ * close and remove the socket. NULL safe.
+ */
 void control_close(struct control *c);
 
 /*

@@ -149,7 +149,6 @@ static void handle_msg(struct gateway *gw, struct bus_msg *m)
 static void on_control(void *arg, const char *line, const char *user, char *reply, size_t replylen)
 {
     struct gateway *gw = arg;
-    gw->control_used_mono = mono_ms();
     int rc =
         command_execute(gw->engine, gw->cfg, line, user, gw_now(), &gw->events, reply, replylen);
     if (strncmp(line, "status", 6) != 0) {
@@ -541,7 +540,7 @@ int gateway_start(struct gateway *gw, const char *state_dir_opt, const char *con
 
     char *control_path =
         control_opt ? xstrdup(control_opt) : xasprintf("%s/control.sock", state_dir);
-    gw->control = control_open(control_path, err, sizeof(err));
+    gw->control = control_open(control_path, wake_main, gw->queue, err, sizeof(err));
     free(control_path);
     if (!gw->control) {
         log_err("%s", err);
@@ -577,9 +576,7 @@ static int64_t earliest(int64_t a, int64_t b)
 
 int gateway_wait_ms(const struct gateway *gw, int idle_ms, int busy_ms, int64_t now_mono)
 {
-    /* Someone at the console: its requests are only looked at between waits. */
-    bool console = gw->control_used_mono && now_mono - gw->control_used_mono < CONSOLE_ACTIVE_MS;
-    int64_t until = now_mono + (console ? busy_ms : idle_ms);
+    int64_t until = now_mono + idle_ms;
     until = earliest(until, engine_next_due(gw->engine));
     until = earliest(until, gw->next_states);
     until = earliest(until, gw->next_prune);

@@ -99,7 +99,6 @@ struct gateway {
     unsigned long store_ok;    /* ... and stored */
     bool states_dirty;         /* retained states may differ from what was published */
     int64_t next_states;       /* monotonic: states are compared at least this often */
-    int64_t control_used_mono; /* last request on the control socket, 0 never */
 };
 
 /* Now on both clocks. */
@@ -116,11 +115,9 @@ void gateway_step(struct gateway *gw, int wait_ms);
 /*
  * How long the next turn may wait: until the earliest timer (engine,
  * states, heartbeats, pruning, watchdog), at most idle_ms, or busy_ms while
- * starting up and for CONSOLE_ACTIVE_MS after a control request (the control
- * socket does not wake the loop). Samples, receipts, inbound messages and web
- * requests wake it anyway.
+ * starting up. Samples, receipts, inbound messages, web requests, control
+ * socket commands and stop and reload signals wake it anyway.
  */
-#define CONSOLE_ACTIVE_MS 10000
 int gateway_wait_ms(const struct gateway *gw, int idle_ms, int busy_ms, int64_t now_mono);
 /*
  * Read the config file again and apply it without a restart: buses whose

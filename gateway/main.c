@@ -5,13 +5,16 @@
  * asked to stop.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <systemd/sd-daemon.h>
 
+#include "bus.h"
 #include "cfg.h"
 #include "ctl.h"
 #include "evlog.h"
@@ -25,28 +28,43 @@
 #define ERRBUF 16384
 /*
  * Longest wait of the main loop. News from a bus, a receipt or message from
- * a broker and a web request wake it at once, and it wakes for its next
- * timer (gateway_wait_ms); what waits for the end of a wait are the console
- * and stop and reload signals: up to LOOP_IDLE_MS, or LOOP_BUSY_MS while
- * starting and for a while after a console request. Fewer turns of an idle
+ * a broker, a web request, a command on the control socket and a stop or
+ * reload signal wake it at once, and it wakes for its next timer
+ * (gateway_wait_ms); LOOP_BUSY_MS while starting. Fewer turns of an idle
  * loop are most of the daemon's own CPU time in a small building.
  */
 #define LOOP_IDLE_MS 1000
 #define LOOP_BUSY_MS 250
 
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t reload_requested;
+static atomic_int stop_requested;
+static atomic_int reload_requested;
 
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
+/*
+ * SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken here with
+ * sigwait, so the main loop can be woken through its queue (no handler could
+ * do that safely). The thread ends with the first stop signal.
+ */
+struct signal_taker {
+    sigset_t set;
+    struct queue *wake;
+    pthread_t thread;
+};
 
-static void on_hup(int sig)
+static void *take_signals(void *arg)
 {
-    (void)sig;
-    reload_requested = 1;
+    struct signal_taker *st = arg;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&st->set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP)
+            atomic_store(&reload_requested, 1);
+        else
+            atomic_store(&stop_requested, 1);
+        bus_wake(st->wake);
+        if (sig != SIGHUP)
+            return NULL;
+    }
 }
 
 struct options {
@@ -171,9 +189,8 @@ static int check_config(const struct options *o)
 
 static int run(struct gateway *gw)
 {
-    while (!stop_requested) {
-        if (reload_requested) {
-            reload_requested = 0;
+    while (!atomic_load(&stop_requested)) {
+        if (atomic_exchange(&reload_requested, 0)) {
             char err[16384];
             sd_notify(0, "RELOADING=1");
             gateway_reload(gw, "SIGHUP", err, sizeof(err));
@@ -229,13 +246,13 @@ int main(int argc, char **argv)
             log_set_level(lvl);
     }
 
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = on_hup;
-    sigaction(SIGHUP, &sa, NULL);
+    /* Before any thread starts, so that all of them inherit the mask. */
+    struct signal_taker st = {0};
+    sigemptyset(&st.set);
+    sigaddset(&st.set, SIGINT);
+    sigaddset(&st.set, SIGTERM);
+    sigaddset(&st.set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &st.set, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit (LimitFSIZE=, ulimit -f) must be a write error, not the end of the daemon.
      */
@@ -246,9 +263,18 @@ int main(int argc, char **argv)
                FIREGW_VERSION, gw.cfg->site.id, gw.cfg->site.name, gw.cfg->nbuses, gw.cfg->ndevices,
                gw.cfg->ndetectors, gw.cfg->nuplinks);
     if (gateway_start(&gw, o.state_dir, o.control) == 0) {
-        rc = run(&gw);
-        log_notice("firegw stopping");
-        gateway_drain(&gw);
+        /* A signal that came while starting is pending and taken now. */
+        st.wake = gw.queue;
+        int e = pthread_create(&st.thread, NULL, take_signals, &st);
+        if (e != 0) {
+            log_err("cannot start the signal thread: %s", strerror(e));
+            rc = 1;
+        } else {
+            rc = run(&gw);
+            pthread_join(st.thread, NULL);
+            log_notice("firegw stopping");
+            gateway_drain(&gw);
+        }
     } else {
         rc = 1;
     }

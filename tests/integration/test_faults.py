@@ -1,6 +1,7 @@
 """Fault injection: the gateway against a broker that keeps restarting, a bus that stalls,
 devices that answer garbage, short frames, bad CRCs and Modbus exceptions, a serial device
-that disappears and comes back, an event log on a full disk, and a wall clock that jumps.
+that disappears and comes back, an event log on a full disk, a wall clock that jumps, and a
+local client that sends its command a byte at a time.
 
 In each: no crash (every gateway must stop cleanly, sanitizers included), the right faults
 reported over MQTT, recovery without a restart, and no event lost: the receiver's sequence
@@ -13,7 +14,9 @@ import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
+import threading
 import time
 
 from harness import (BUILD, ROOT, Gateway, GatewayTestCase, Watcher, free_port,
@@ -396,6 +399,43 @@ class HostFaults(FaultTestCase):
         resource.prlimit(gw.proc.pid, resource.RLIMIT_FSIZE, (soft, hard))
         self.timely_alarm(sim, w, "R-H1", "set R-H1 value 75")
         w.wait_event(REPORT_S, since=mark, kind="fault_restore", fault="storage")
+        self.assert_no_loss(w)
+
+    def test_control_client_sending_a_byte_at_a_time(self):
+        """A local client (a hung script, a slow terminal) that sends its command line a
+        byte at a time is cut off after 200 ms with an error; it never holds the main loop,
+        so a fire meanwhile goes out at once, and `firegw ctl` works right after."""
+        broker, sim, gw, w = self.start_faulty_site()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.settimeout(REPORT_S)
+        s.connect(os.path.join(gw.state_dir, "control.sock"))
+        sent = []
+        stop = threading.Event()
+
+        def trickle():
+            # A byte every 50 ms for at most 20 s; each one within the per-read timeout.
+            for _ in range(400):
+                if stop.wait(0.05):
+                    return
+                try:
+                    s.send(b"s")
+                except OSError:
+                    return  # cut off
+                sent.append(1)
+
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 5)
+        self.addCleanup(stop.set)
+        # 1.5 s of trickling (the gateway has taken the connection by then), or its end.
+        wait_until(lambda: len(sent) >= 30 or not t.is_alive(), REPORT_S, "the trickle")
+        self.timely_alarm(sim, w, "T-S1", "set T-S1 value 3.0")
+        reply = s.recv(4096).decode()
+        self.assertTrue(reply.startswith("error: expected one command line"), reply)
+        self.assertLess(len(sent), 30, "the client was not cut off")
+        stop.set()
+        self.assertEqual(gw.ctl("status")[0], 0)
         self.assert_no_loss(w)
 
     def test_wall_clock_jumps(self):
