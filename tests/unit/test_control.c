@@ -126,6 +126,24 @@ static void echo(void *arg, const char *line, const char *user, char *reply, siz
     snprintf(reply, len, "ok %s from %s", line, strncmp(user, "local:", 6) == 0 ? "local" : user);
 }
 
+/*
+ * A client sends line; the control thread must wake the loop before anyone polls, and the
+ * command, run once by control_poll, answers the client with want.
+ */
+static void command_served(struct fixture *f, const char *line, const char *want)
+{
+    int wakes = wait_wakes(&f->w, 0);
+    int ran = runs;
+    struct client cl;
+    client_start(&cl, f->path, line);
+    assert_int_equal(wait_wakes(&f->w, wakes + 1), wakes + 1);
+    control_poll(f->c, echo, NULL);
+    assert_int_equal(runs, ran + 1);
+    pthread_join(cl.t, NULL);
+    assert_int_equal(cl.rc, 0);
+    assert_string_equal(cl.reply, want);
+}
+
 static void test_command_wakes_the_loop_and_gets_its_reply(void **state)
 {
     struct fixture *f = *state;
@@ -134,15 +152,7 @@ static void test_command_wakes_the_loop_and_gets_its_reply(void **state)
     control_poll(f->c, echo, NULL);
     assert_int_equal(runs, 0);
 
-    struct client cl;
-    client_start(&cl, f->path, "status");
-    /* the thread read the line and woke the loop before anyone polled */
-    assert_int_equal(wait_wakes(&f->w, 1), 1);
-    control_poll(f->c, echo, NULL);
-    assert_int_equal(runs, 1);
-    pthread_join(cl.t, NULL);
-    assert_int_equal(cl.rc, 0);
-    assert_string_equal(cl.reply, "ok status from local");
+    command_served(f, "status", "ok status from local");
     /* answered once: another poll runs nothing */
     control_poll(f->c, echo, NULL);
     assert_int_equal(runs, 1);
@@ -170,12 +180,7 @@ static void test_unfinished_line_is_refused_without_the_loop(void **state)
     assert_int_equal(runs, 0);
 
     /* and the next client is served as usual */
-    struct client cl;
-    client_start(&cl, f->path, "silence all");
-    assert_int_equal(wait_wakes(&f->w, 1), 1);
-    control_poll(f->c, echo, NULL);
-    pthread_join(cl.t, NULL);
-    assert_string_equal(cl.reply, "ok silence all from local");
+    command_served(f, "silence all", "ok silence all from local");
 }
 
 static void test_close_answers_a_waiting_client(void **state)
