@@ -1396,7 +1396,7 @@ struct bus_poller *bus_start(const struct cfg *cfg, size_t bus, struct queue *q,
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&p->lock, NULL);
 
-    /* Signals belong to the main loop; the poller inherits a fully blocked mask. */
+    /* Signals are the signal thread's (main.c); the poller inherits a fully blocked mask. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

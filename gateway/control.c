@@ -26,8 +26,9 @@
 #include "log.h"
 #include "util.h"
 
-/* Longest a client may take to send its whole line, or to read the reply. */
+/* Longest a client may take to send its whole line, and to read its whole reply. */
 #define CLIENT_TIMEOUT_MS 200
+#define REPLY_TIMEOUT_MS 1000
 #define REPLY_MAX 65536
 
 struct control {
@@ -120,6 +121,8 @@ struct control *control_open(const char *path, control_wake_fn wake, void *wake_
     pthread_cond_init(&c->answered, NULL);
     c->path = xstrdup(path);
     int e = pthread_create(&c->thread, NULL, serve_thread, c);
+    if (e == 0)
+        pthread_setname_np(c->thread, "control");
     if (e != 0) {
         snprintf(err, errlen, "cannot start the control socket's thread: %s", strerror(e));
         close(c->stop[0]);
@@ -155,11 +158,19 @@ static void peer_user(int fd, char *user, size_t len)
         snprintf(user, len, "local:uid %u", (unsigned)cred.uid);
 }
 
+/* How read_line ended. */
+enum line_end {
+    LINE_OK = 0,
+    LINE_BAD = -1,    /* timeout, error, overflow, or (when one is needed) no newline */
+    LINE_SILENT = -2, /* the peer closed without a byte (a liveness probe) */
+};
+
 /*
  * Read one line (without its newline) into line, by the monotonic deadline
- * (0: none but the socket's own timeout). 0, or -1 on timeout, EOF or overflow.
+ * (0: none but the socket's own timeout). End of file also ends a line unless
+ * need_newline: a reply cut short must not pass for a whole one.
  */
-static int read_line(int fd, char *line, size_t len, int64_t deadline)
+static enum line_end read_line(int fd, char *line, size_t len, int64_t deadline, bool need_newline)
 {
     size_t n = 0;
     while (n < len - 1) {
@@ -168,11 +179,17 @@ static int read_line(int fd, char *line, size_t len, int64_t deadline)
             int64_t left = deadline - mono_ms();
             struct pollfd pfd = {.fd = fd, .events = POLLIN};
             if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-                return -1;
+                return LINE_BAD;
         }
         ssize_t r = read(fd, line + n, len - 1 - n);
+        if (r == 0 && n == 0)
+            return LINE_SILENT;
+        if (r == 0 && !need_newline) {
+            line[n] = '\0';
+            return LINE_OK;
+        }
         if (r <= 0)
-            return n > 0 && r == 0 ? (line[n] = '\0', 0) : -1;
+            return LINE_BAD;
         n += (size_t)r;
         line[n] = '\0';
         char *nl = strchr(line, '\n');
@@ -180,10 +197,31 @@ static int read_line(int fd, char *line, size_t len, int64_t deadline)
             *nl = '\0';
             if (nl > line && nl[-1] == '\r')
                 nl[-1] = '\0';
-            return 0;
+            return LINE_OK;
         }
     }
-    return -1;
+    return LINE_BAD;
+}
+
+/*
+ * Send all of buf by the monotonic deadline, never raising SIGPIPE (the unit
+ * tests and the ctl client do not ignore it). 0, or -1 if the peer went away
+ * or did not take it all in time.
+ */
+static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
+{
+    while (len > 0) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        if (w < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        if (w > 0) {
+            buf += w;
+            len -= (size_t)w;
+        }
+        if (len > 0 && mono_ms() >= deadline)
+            return -1;
+    }
+    return 0;
 }
 
 /* Hand line to the main loop and wait for its answer in reply (REPLY_MAX bytes). */
@@ -216,7 +254,10 @@ static void serve(struct control *c, int fd, char *reply)
     char line[CONTROL_LINE_MAX];
     char user[96];
     set_timeouts(fd);
-    if (read_line(fd, line, sizeof(line), mono_ms() + CLIENT_TIMEOUT_MS) < 0) {
+    enum line_end end = read_line(fd, line, sizeof(line), mono_ms() + CLIENT_TIMEOUT_MS, false);
+    if (end == LINE_SILENT)
+        return;
+    if (end != LINE_OK) {
         snprintf(reply, REPLY_MAX, "error: expected one command line of at most %d bytes",
                  CONTROL_LINE_MAX - 2);
     } else {
@@ -225,14 +266,15 @@ static void serve(struct control *c, int fd, char *reply)
     }
     size_t len = strlen(reply);
     reply[len++] = '\n';
-    if (write(fd, reply, len) != (ssize_t)len)
-        log_debug("control: a client left before reading its reply");
+    if (send_all(fd, reply, len, mono_ms() + REPLY_TIMEOUT_MS) < 0)
+        log_notice("control: a client left, or read too slowly, before it had its whole reply");
 }
 
 /* One connection at a time: the others wait in the listen backlog. */
 static void *serve_thread(void *arg)
 {
     struct control *c = arg;
+    struct log_limit accept_limit = {0};
     char *reply = xmalloc(REPLY_MAX + 1);
     for (;;) {
         struct pollfd pfd[2] = {{.fd = c->fd, .events = POLLIN},
@@ -251,7 +293,8 @@ static void *serve_thread(void *arg)
             /* Out of descriptors or memory: the connection stays queued, so wait a little
                rather than spin. (EAGAIN, ECONNABORTED: the client gave up; go on.) */
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_err("control socket: cannot accept a connection: %s", strerror(errno));
+                log_limited(&accept_limit, mono_ms(), LOG_LVL_ERR,
+                            "control socket: cannot accept a connection: %s", strerror(errno));
                 poll(&pfd[1], 1, 1000);
             }
             continue;
@@ -322,10 +365,9 @@ int control_request(const char *path, const char *line, char *reply, size_t repl
     struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char *msg = xasprintf("%s\n", line);
-    size_t len = strlen(msg);
-    bool sent = write(fd, msg, len) == (ssize_t)len;
+    bool sent = send_all(fd, msg, strlen(msg), mono_ms() + 10000) == 0;
     free(msg);
-    if (!sent || read_line(fd, reply, replylen, 0) < 0) {
+    if (!sent || read_line(fd, reply, replylen, 0, true) != LINE_OK) {
         snprintf(err, errlen, "no answer from the gateway at %s", path);
         close(fd);
         return -1;

@@ -158,7 +158,10 @@ static void on_control(void *arg, const char *line, const char *user, char *repl
     delivery_dispatch(gw);
 }
 
-/* On a Paho thread: a receipt or an inbound message is waiting for the main loop. */
+/*
+ * On a Paho thread or the control socket's: a receipt, an inbound message or a
+ * local command is waiting for the main loop.
+ */
 static void wake_main(void *queue)
 {
     bus_wake(queue);
@@ -376,6 +379,10 @@ int gateway_reload(struct gateway *gw, const char *user, char *err, size_t errle
 
 void gateway_free(struct gateway *gw)
 {
+    /* First: its thread wakes the main loop through the queue freed below, and a client
+       still waiting is told at once that the gateway is stopping. */
+    control_close(gw->control);
+    gw->control = NULL;
     if (gw->pollers) {
         for (size_t i = 0; i < gw->cfg->nbuses; i++)
             bus_stop(gw->pollers[i]);
@@ -391,7 +398,6 @@ void gateway_free(struct gateway *gw)
     }
     if (gw->queue)
         queue_free(gw->queue, bus_msg_free);
-    control_close(gw->control);
     if (gw->inbox)
         queue_free(gw->inbox, uplink_msg_free);
     if (gw->delivered)

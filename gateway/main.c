@@ -266,6 +266,8 @@ int main(int argc, char **argv)
         /* A signal that came while starting is pending and taken now. */
         st.wake = gw.queue;
         int e = pthread_create(&st.thread, NULL, take_signals, &st);
+        if (e == 0)
+            pthread_setname_np(st.thread, "signals");
         if (e != 0) {
             log_err("cannot start the signal thread: %s", strerror(e));
             rc = 1;

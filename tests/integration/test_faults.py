@@ -402,39 +402,53 @@ class HostFaults(FaultTestCase):
         self.assert_no_loss(w)
 
     def test_control_client_sending_a_byte_at_a_time(self):
-        """A local client (a hung script, a slow terminal) that sends its command line a
-        byte at a time is cut off after 200 ms with an error; it never holds the main loop,
-        so a fire meanwhile goes out at once, and `firegw ctl` works right after."""
+        """Local clients (a hung script, a slow terminal) that send their command line a
+        byte at a time, one after the other, keep the control socket busy: each is cut off
+        once its 200 ms for the whole line are up, with an error; none holds the main loop,
+        so a fire while they go on goes out in time, and `firegw ctl` works right after."""
         broker, sim, gw, w = self.start_faulty_site()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.addCleanup(s.close)
-        s.settimeout(REPORT_S)
-        s.connect(os.path.join(gw.state_dir, "control.sock"))
-        sent = []
+        path = os.path.join(gw.state_dir, "control.sock")
         stop = threading.Event()
+        per_client = []  # bytes each client got out before it was cut off
+        replies = []
 
         def trickle():
-            # A byte every 50 ms for at most 20 s; each one within the per-read timeout.
-            for _ in range(400):
-                if stop.wait(0.05):
-                    return
-                try:
-                    s.send(b"s")
-                except OSError:
-                    return  # cut off
-                sent.append(1)
+            # At most 20 s, a byte every 50 ms, each within any per-read timeout.
+            deadline = time.monotonic() + 20
+            while not stop.is_set() and time.monotonic() < deadline:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(REPORT_S)
+                    s.connect(path)
+                    n = 0
+                    while n < 400 and not stop.wait(0.05):
+                        try:
+                            s.send(b"s")
+                        except OSError:
+                            break  # cut off
+                        n += 1
+                    per_client.append(n)
+                    try:
+                        replies.append(s.recv(4096).decode())
+                    except OSError as e:
+                        replies.append(repr(e))
 
         t = threading.Thread(target=trickle, daemon=True)
         t.start()
-        self.addCleanup(t.join, 5)
+        self.addCleanup(t.join, 25)
         self.addCleanup(stop.set)
-        # 1.5 s of trickling (the gateway has taken the connection by then), or its end.
-        wait_until(lambda: len(sent) >= 30 or not t.is_alive(), REPORT_S, "the trickle")
+        # Some clients already cut off: the fire comes while the next ones trickle.
+        wait_until(lambda: len(per_client) >= 3 or not t.is_alive(), REPORT_S,
+                   "the first clients cut off")
+        self.assertTrue(t.is_alive(), "the trickling clients ended early")
         self.timely_alarm(sim, w, "T-S1", "set T-S1 value 3.0")
-        reply = s.recv(4096).decode()
-        self.assertTrue(reply.startswith("error: expected one command line"), reply)
-        self.assertLess(len(sent), 30, "the client was not cut off")
+        self.assertTrue(t.is_alive(), "the trickle did not last while the fire went out")
         stop.set()
+        t.join(25)
+        self.assertGreaterEqual(len(per_client), 4)
+        # A client cut off by the gateway (not the one this test stopped) got the error.
+        for n, reply in list(zip(per_client, replies))[:-1]:
+            self.assertLess(n, 30, "a client was not cut off")
+            self.assertTrue(reply.startswith("error: expected one command line"), reply)
         self.assertEqual(gw.ctl("status")[0], 0)
         self.assert_no_loss(w)
 
