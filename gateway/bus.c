@@ -640,31 +640,6 @@ static void put_request(uint8_t *out, uint16_t tid, int unit, const struct plan_
     put_u16(out + 10, r->count);
 }
 
-/* Write len bytes to the bus's socket within timeout_ms. 0, or an errno value. */
-static int send_all(struct bus_poller *p, const uint8_t *buf, size_t len, int64_t timeout_ms)
-{
-    int fd = modbus_get_socket(p->ctx);
-    int64_t deadline = mono_ms() + timeout_ms;
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            return n == 0 ? EPIPE : errno;
-        /* libmodbus's socket does not block: wait until the kernel takes more */
-        int64_t left = deadline - mono_ms();
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
-            return ETIMEDOUT;
-    }
-    return 0;
-}
-
 /*
  * Top the window up to w->cap requests, in device order, skipping devices in
  * their backoff and the rest of one to be polled again, and send them. 0, or
@@ -705,7 +680,8 @@ static int fill_window(struct bus_poller *p, struct window *w, size_t *asked, ch
             unit = d->cfg->unit;
         atomic_fetch_add_explicit(&p->requests, 1, memory_order_relaxed);
     }
-    int e = len ? send_all(p, buf, len, timeout) : 0;
+    /* libmodbus's socket does not block: send_all_by waits for room in the kernel. */
+    int e = len ? send_all_by(modbus_get_socket(p->ctx), buf, len, mono_ms() + timeout) : 0;
     if (e == 0) {
         /*
          * Acknowledge the replies at once rather than after Linux's delayed-ACK

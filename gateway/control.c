@@ -203,27 +203,6 @@ static enum line_end read_line(int fd, char *line, size_t len, int64_t deadline,
     return LINE_BAD;
 }
 
-/*
- * Send all of buf by the monotonic deadline, never raising SIGPIPE (the unit
- * tests and the ctl client do not ignore it). 0, or -1 if the peer went away
- * or did not take it all in time.
- */
-static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
-{
-    while (len > 0) {
-        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
-        if (w < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;
-        if (w > 0) {
-            buf += w;
-            len -= (size_t)w;
-        }
-        if (len > 0 && mono_ms() >= deadline)
-            return -1;
-    }
-    return 0;
-}
-
 /* Hand line to the main loop and wait for its answer in reply (REPLY_MAX bytes). */
 static void ask_main_loop(struct control *c, const char *line, const char *user, char *reply)
 {
@@ -266,7 +245,7 @@ static void serve(struct control *c, int fd, char *reply)
     }
     size_t len = strlen(reply);
     reply[len++] = '\n';
-    if (send_all(fd, reply, len, mono_ms() + REPLY_TIMEOUT_MS) < 0)
+    if (send_all_by(fd, reply, len, mono_ms() + REPLY_TIMEOUT_MS) != 0)
         log_notice("control: a client left, or read too slowly, before it had its whole reply");
 }
 
@@ -365,7 +344,7 @@ int control_request(const char *path, const char *line, char *reply, size_t repl
     struct timeval tv = {.tv_sec = 10, .tv_usec = 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char *msg = xasprintf("%s\n", line);
-    bool sent = send_all(fd, msg, strlen(msg), mono_ms() + 10000) == 0;
+    bool sent = send_all_by(fd, msg, strlen(msg), mono_ms() + 10000) == 0;
     free(msg);
     if (!sent || read_line(fd, reply, replylen, 0, true) != LINE_OK) {
         snprintf(err, errlen, "no answer from the gateway at %s", path);

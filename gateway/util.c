@@ -7,11 +7,13 @@
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static void oom(size_t n)
@@ -231,6 +233,29 @@ int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int send_all_by(int fd, const void *buf, size_t len, int64_t deadline)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return n == 0 ? EPIPE : errno;
+        /* A non-blocking socket is full, or a blocking one's SO_SNDTIMEO ran out. */
+        int64_t left = deadline - mono_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+            return ETIMEDOUT;
+    }
+    return 0;
 }
 
 int64_t wall_ms(void)

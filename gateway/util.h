@@ -66,6 +66,12 @@ const char *mqtt_connack_text(int code);
 
 /* Monotonic clock in milliseconds (for timers). */
 int64_t mono_ms(void);
+/*
+ * Send all len bytes on socket fd by the monotonic deadline (ms), blocking or
+ * not, without SIGPIPE. 0, or an errno value (ETIMEDOUT when time ran out, EPIPE
+ * when the peer went away).
+ */
+int send_all_by(int fd, const void *buf, size_t len, int64_t deadline);
 /* Wall clock in milliseconds since the Unix epoch (for timestamps). */
 int64_t wall_ms(void);
 /* Format a wall time as "2026-11-23T05:04:03.123Z" into buf (>= 25 bytes). */

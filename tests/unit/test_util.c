@@ -9,9 +9,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -223,6 +227,28 @@ static void test_fnv1a_known_values(void **state)
     assert_true(fnv1a(fnv1a(FNV1A_INIT, "foo", 3), "bar", 3) == fnv1a(FNV1A_INIT, "foobar", 6));
 }
 
+static void test_send_all_by(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    /* everything arrives, in order */
+    assert_int_equal(send_all_by(sv[0], "hello\n", 6, mono_ms() + 1000), 0);
+    char buf[8] = {0};
+    assert_int_equal(read(sv[1], buf, sizeof(buf)), 6);
+    assert_string_equal(buf, "hello\n");
+    /* a peer that reads nothing: the buffer fills and the deadline ends the wait */
+    static char big[1 << 20];
+    int64_t t0 = mono_ms();
+    assert_int_equal(send_all_by(sv[0], big, sizeof(big), t0 + 100), ETIMEDOUT);
+    assert_true(mono_ms() - t0 >= 100);
+    /* a peer gone: EPIPE, and no SIGPIPE, which this process does not ignore */
+    close(sv[1]);
+    assert_int_equal(send_all_by(sv[0], "x", 1, mono_ms() + 1000), EPIPE);
+    close(sv[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_sb_json_str_escapes),
         cmocka_unit_test(test_sb_json_num_reads_back),
         cmocka_unit_test(test_fnv1a_known_values),
+        cmocka_unit_test(test_send_all_by),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
