@@ -508,12 +508,20 @@ static struct bus_msg *wait_for(struct queue *q, enum bus_msg_type type, long de
     return NULL;
 }
 
-/* Start the bus and return once device 0 has sent its first sample: it is being polled. */
+/*
+ * Start the bus and return once device 0 has sent its first sample and the bus
+ * has been reported up, which it is after its first whole cycle: it is being
+ * polled, and the next bus state a test sees is a change.
+ */
 static void start_polling(struct fixture *f)
 {
     start_bus(f);
     struct bus_msg *m = wait_for(f->q, BUS_MSG_SAMPLE, 0, 5000);
     assert_non_null(m);
+    bus_msg_free(m);
+    m = wait_for(f->q, BUS_MSG_BUS_STATE, -1, 5000);
+    assert_non_null(m);
+    assert_true(m->up);
     bus_msg_free(m);
 }
 
